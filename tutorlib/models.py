@@ -7,7 +7,8 @@
     >>> model, tok = load_model("gpt2")                      # doctest: +SKIP  (needs the HF hub)
 
 ``task`` picks the head: ``"causal-lm"`` (next-token prediction), ``"classification"``
-(a sequence classifier, ``num_labels`` outputs) or ``"encoder"`` (no head).
+(a :class:`SequenceClassifier`: the encoder, mean pooling, a new linear head of ``num_labels``
+outputs) or ``"encoder"`` (no head).
 """
 
 from __future__ import annotations
@@ -16,16 +17,17 @@ from dataclasses import dataclass
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+from torch import nn
 from transformers import (
     AutoModel,
     AutoModelForCausalLM,
-    AutoModelForSequenceClassification,
     AutoTokenizer,
     BertConfig,
     GPT2Config,
     LlamaConfig,
     PreTrainedTokenizerFast,
 )
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 TASKS = ("causal-lm", "classification", "encoder")
 
@@ -115,16 +117,46 @@ def tiny_config(architecture: str, vocab_size: int, pad_token_id: int):
     raise UnknownModelError(f"No tiny config for architecture {architecture!r}.")
 
 
-_AUTO = {"causal-lm": AutoModelForCausalLM, "classification": AutoModelForSequenceClassification,
-         "encoder": AutoModel}
+_AUTO = {"causal-lm": AutoModelForCausalLM, "classification": AutoModel, "encoder": AutoModel}
+
+
+class SequenceClassifier(nn.Module):
+    """An encoder with a mean-pooled linear head: the kit's sentence classifier for every encoder.
+
+    Mean pooling over the real (unpadded) tokens is how sentence encoders such as all-MiniLM-L6-v2
+    were trained, so their features are good from the first step; the only new weights are
+    ``head`` (hidden -> num_labels). ``encoder`` is the Hugging Face model (e.g. ``BertModel``).
+    """
+
+    def __init__(self, encoder: nn.Module, num_labels: int = 2, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.config = encoder.config
+        self.config.num_labels = num_labels
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
+        """input_ids, attention_mask: (B, T); labels: (B,) -> output with .logits (B, num_labels), .loss."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state  # (B, T, D)
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, D)
+        logits = self.head(self.dropout(pooled))  # (B, num_labels)
+        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def _with_head(task: str, model: nn.Module, num_labels: int) -> nn.Module:
+    return SequenceClassifier(model, num_labels) if task == "classification" else model
 
 
 def _load_tiny(info: ModelInfo, task: str, num_labels: int, seed: int):
     tok = tiny_tokenizer(info.architecture)
     config = tiny_config(info.architecture, len(tok), tok.pad_token_id)
-    config.num_labels = num_labels
     torch.manual_seed(seed)  # same name + seed -> same random weights
-    model = _AUTO[task].from_config(config)
+    model = _with_head(task, _AUTO[task].from_config(config), num_labels)
     return model, tok
 
 
@@ -168,8 +200,7 @@ def _load_hub(name: str, task: str, num_labels: int, seed: int):
     torch.manual_seed(seed)
     try:
         tok = AutoTokenizer.from_pretrained(name)
-        kwargs = {"num_labels": num_labels} if task == "classification" else {}
-        model = _AUTO[task].from_pretrained(name, **kwargs)
+        model = _with_head(task, _AUTO[task].from_pretrained(name), num_labels)
     except (OSError, ValueError) as err:
         raise UnknownModelError(
             f"Could not load model {name!r} ({type(err).__name__}: {str(err).splitlines()[0]}).\n"
