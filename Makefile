@@ -1,0 +1,37 @@
+# The two set-up commands of the README, plus a few helpers. Each target creates or refreshes
+# .venv first (scripts/venv.sh: uv, CPU torch only, seconds when nothing changed).
+PY := .venv/bin/python
+TL := .venv/bin/tutorlib
+NOTEBOOKS := $(wildcard notebooks/*.ipynb) $(wildcard solutions/*.ipynb)
+
+.PHONY: venv demo test test-fast lab bench exercises clean
+
+venv:
+	@scripts/venv.sh
+
+## The main job on the offline default: check the kit, fetch the assets, run the comparison.
+demo: venv
+	$(TL) doctor
+	$(TL) download --all
+	$(TL) demo
+
+## The whole test suite: package tests, then every notebook executed (fast mode) by nbval.
+test: venv
+	$(TL) download --all --prepare
+	TUTORLIB_OFFLINE=1 TUTORLIB_FAST=1 $(PY) -m pytest -q tests $(if $(NOTEBOOKS),--nbval-lax $(NOTEBOOKS))
+
+## Only the package tests that need no real model or data (seconds).
+test-fast: venv
+	$(PY) -m pytest -q tests -m "not real and not peft"
+
+lab: venv
+	.venv/bin/jupyter lab notebooks/
+
+bench: venv
+	$(PY) bench/run.py --quick
+
+exercises: venv
+	$(TL) build-exercises
+
+clean:
+	rm -rf .venv runs grades .pytest_cache

@@ -1,0 +1,172 @@
+"""The `tutorlib` command: doctor | download | demo | compare | grade | build-exercises.
+
+Each sub-command imports what it needs when it runs, so `tutorlib --help` is instant.
+A learner's mistake (unknown name, no network, bad folder) ends in one clear message and
+exit code 2, never a traceback; `TUTORLIB_DEBUG=1` shows the traceback too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+
+
+def cmd_doctor(args) -> int:
+    """Print versions, device, threads, cache location and which assets are present."""
+    import torch
+    import transformers
+
+    from tutorlib import assets
+    from tutorlib.models import describe_models
+
+    print("tutorlib doctor")
+    print(f"  python        {platform.python_version()} ({sys.executable})")
+    print(f"  torch         {torch.__version__}   transformers {transformers.__version__}")
+    cuda = torch.cuda.is_available()
+    device = f"cuda ({torch.cuda.get_device_name(0)})" if cuda else "cpu"
+    print(f"  device        {device}   threads {torch.get_num_threads()}   cores {os.cpu_count()}")
+    print(f"  fast mode     {'on' if os.environ.get('TUTORLIB_FAST') == '1' else 'off'} (TUTORLIB_FAST=1)")
+    print(f"  cache         {assets.cache_dir()} (move it with TUTORLIB_CACHE)")
+    missing = []
+    print("  offline assets:")
+    for row in assets.status():
+        mark = "ok     " if row["cached"] else "MISSING"
+        print(f"    {mark} {row['name']:<14} {row['size_mb']:>6.1f} MB  {row['what']}")
+        if not row["cached"]:
+            missing.append(row["name"])
+    print("  models:\n" + describe_models())
+    if missing:
+        print(f"\nNext step: run `tutorlib download --all` where there is network "
+              f"(missing: {', '.join(missing)}).")
+    else:
+        print("\nEverything is here: the kit works offline.")
+    return 0
+
+
+def cmd_download(args) -> int:
+    """Fetch and verify offline artifacts into the cache (for a workshop: before the wifi fails)."""
+    from tutorlib import assets
+
+    names = list(assets.ARTIFACTS) if args.all or not args.names else args.names
+    for name in names:
+        path = assets.fetch(name)
+        print(f"ok  {name:<14} {path.stat().st_size / 1e6:7.1f} MB  {path}")
+    if args.prepare:
+        from tutorlib.models import load_model
+
+        for name in ("minilm-l6", "smollm2-135m"):
+            if name in names:
+                load_model(name)  # converts once (SmolLM2's GGUF -> fp32 safetensors)
+                print(f"ok  {name} ready to load offline")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Load both offline default models; print a real prediction and a real generation."""
+    import torch
+
+    from tutorlib.models import load_model
+
+    torch.manual_seed(0)
+    encoder, tok = load_model("minilm-l6", task="encoder")
+    texts = ["A warm, funny and moving film.", "A delightful, touching movie.",
+             "The quarterly tax form is due in April."]
+    batch = tok(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        hidden = encoder(**batch).last_hidden_state  # (B, T, 384)
+    mask = batch["attention_mask"].unsqueeze(-1)
+    emb = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+    print("minilm-l6 (BERT, offline): cosine similarity of sentence embeddings")
+    print(f"  {texts[0]!r} vs {texts[1]!r}: {float(emb[0] @ emb[1]):.3f}")
+    print(f"  {texts[0]!r} vs {texts[2]!r}: {float(emb[0] @ emb[2]):.3f}")
+
+    lm, tok = load_model("smollm2-135m")
+    prompt = "The three primary colours are"
+    ids = tok(prompt, return_tensors="pt")
+    with torch.no_grad():
+        out = lm.generate(**ids, max_new_tokens=20, do_sample=False, pad_token_id=tok.pad_token_id)
+    print("smollm2-135m (Llama, offline): greedy continuation")
+    print(f"  {prompt}{tok.decode(out[0, ids['input_ids'].shape[1]:], skip_special_tokens=True)}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from tutorlib.compare import compare_main
+
+    return compare_main(args)
+
+
+def cmd_grade(args) -> int:
+    from tutorlib.grading import grade_main
+
+    return grade_main(args.paths, cell_timeout=args.cell_timeout, out_dir=args.out,
+                      pass_mark=args.pass_mark, solutions_dir=args.solutions)
+
+
+def cmd_build_exercises(args) -> int:
+    from tutorlib.course import build_main
+
+    return build_main(args.solutions, args.exercises, check=args.check)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tutorlib", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("doctor", help="versions, device, cache, which assets are present").set_defaults(func=cmd_doctor)
+
+    d = sub.add_parser("download", help="prefetch offline models and data into the cache")
+    d.add_argument("names", nargs="*", help="artifact names (default: all)")
+    d.add_argument("--all", action="store_true", help="every artifact")
+    d.add_argument("--prepare", action="store_true", help="also convert models once (SmolLM2 GGUF -> fp32)")
+    d.set_defaults(func=cmd_download)
+
+    sub.add_parser("demo", help="load both offline models; a prediction and a generation").set_defaults(func=cmd_demo)
+
+    c = sub.add_parser("compare", help="full fine-tuning vs prefix tuning on a task, one budget")
+    c.add_argument("--task", required=True, help="sentiment | summarise")
+    c.add_argument("--model", default=None, help="model name (default: the task's offline default)")
+    c.add_argument("--dataset", default=None, help="dataset name (default: the task's offline default)")
+    c.add_argument("--methods", default="full,prefix", help="comma-separated: full, prefix, prefix-mlp, zero-shot")
+    c.add_argument("--steps", type=int, default=None, help="training steps per method")
+    c.add_argument("--prefix-length", type=int, default=10)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--fast", action="store_true", help="small data and few steps (same code path)")
+    c.add_argument("--out", default="runs/compare", help="output folder for results.json and plots")
+    c.set_defaults(func=cmd_compare)
+
+    g = sub.add_parser("grade", help="run and score notebooks; write grades.json and grades.md")
+    g.add_argument("paths", nargs="+")
+    g.add_argument("--out", default="grades")
+    g.add_argument("--cell-timeout", type=int, default=300)
+    g.add_argument("--pass-mark", type=float, default=None, help="exit 1 below this fraction (0-1)")
+    g.add_argument("--solutions", default="solutions", help="where the hidden tests come from")
+    g.set_defaults(func=cmd_grade)
+
+    b = sub.add_parser("build-exercises", help="write exercises/ from solutions/")
+    b.add_argument("--solutions", default="solutions")
+    b.add_argument("--exercises", default="exercises")
+    b.add_argument("--check", action="store_true", help="only check they are in sync (exit 1 if not)")
+    b.set_defaults(func=cmd_build_exercises)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return 130
+    except (ValueError, RuntimeError, OSError, KeyError) as err:
+        if os.environ.get("TUTORLIB_DEBUG") == "1":
+            raise
+        print(f"tutorlib {args.command}: {type(err).__name__}: {err}", file=sys.stderr)
+        print("(TUTORLIB_DEBUG=1 shows the full traceback.)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
