@@ -1,0 +1,27 @@
+"""The course's two tasks, each data -> batches -> metrics.
+
+* :mod:`tutorlib.tasks.sentiment`: movie snippets, accuracy on clear vs ambiguous reviews.
+* :mod:`tutorlib.tasks.summarise`: news leads and scientific abstracts, ROUGE.
+* :mod:`tutorlib.tasks.metrics`: the small metrics both use (macro-F1, Wilson, ECE, McNemar).
+
+Each task has its own ``make_batches``; call it through the module (``sentiment.make_batches``).
+"""
+
+from tutorlib.tasks import metrics, sentiment, summarise
+from tutorlib.tasks.metrics import (
+    accuracy,
+    expected_calibration_error,
+    macro_f1,
+    mcnemar,
+    pearson,
+    wilson_interval,
+)
+from tutorlib.tasks.sentiment import AMBIGUITY_STD_THRESHOLD, ambiguity_split, evaluate_sentiment
+from tutorlib.tasks.summarise import evaluate_summaries, generate_summaries, lead_baseline, rouge_scores
+
+__all__ = [
+    "metrics", "sentiment", "summarise",
+    "accuracy", "expected_calibration_error", "macro_f1", "mcnemar", "pearson", "wilson_interval",
+    "AMBIGUITY_STD_THRESHOLD", "ambiguity_split", "evaluate_sentiment",
+    "evaluate_summaries", "generate_summaries", "lead_baseline", "rouge_scores",
+]

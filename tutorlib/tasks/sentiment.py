@@ -1,0 +1,224 @@
+"""Sentiment: movie snippets -> batches -> accuracy on clear and on ambiguous reviews.
+
+    >>> from tutorlib.tasks.sentiment import make_batches, evaluate_sentiment, ambiguity_split
+    >>> batches = make_batches(ds["train"], tokenizer, batch_size=32)      # doctest: +SKIP
+    >>> clear, ambiguous = ambiguity_split(ds["test"])                    # doctest: +SKIP
+    >>> report = evaluate_sentiment(model, ds["test"], tokenizer)         # doctest: +SKIP
+    >>> report["clear_accuracy"], report["ambiguous_accuracy"]            # doctest: +SKIP
+
+The claim under test is that full fine-tuning may beat prefix tuning on *nuanced* sentiment.
+"Nuanced" is measured, not guessed: each movie snippet was rated by 15-29 people on a -4..+4
+scale, and a snippet is **ambiguous** when those people disagree, i.e. when the standard
+deviation of their ratings is above :data:`AMBIGUITY_STD_THRESHOLD`.
+
+Dataset columns used: ``text``, ``label`` (1 = positive), and, where the data has raters
+(``movie-snippets``), ``id``, ``rater_std`` and ``frac_positive``. ``rotten-tomatoes`` has no
+raters: its reports leave the clear/ambiguous and rater-agreement entries as ``None``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tutorlib.tasks.metrics import (
+    accuracy,
+    expected_calibration_error,
+    macro_f1,
+    pearson,
+    wilson_interval,
+)
+
+AMBIGUITY_STD_THRESHOLD = 0.82
+"""A snippet is ambiguous when its raters' standard deviation is *above* this (in rating points).
+
+Measured on ``movieReviewSnippets_anonDataRatings.txt`` (VADER, ICWSM 2014; 10,605 snippets,
+population std of 15-29 ratings each): median 0.8165 (= sqrt(2/3), a common exact value: 36
+snippets have it), quartiles 0.676 / 1.059. 0.82 sits just above that median, so the data
+splits into two halves, 5,321 clear (std <= 0.82) and 5,284 ambiguous (std > 0.82); no
+snippet's std (5 decimals in the file) equals 0.82. Why not "raters split 30-70% positive":
+that leaves 660 of 10,605 snippets (64 of a 1,061-item test set), too few to rank methods.
+"""
+
+
+# ----------------------------------------------------------------------------- ambiguity
+
+
+def _column(dataset, name: str) -> list:
+    if name not in dataset.column_names:
+        raise KeyError(
+            f"The dataset has no {name!r} column (it has {dataset.column_names}). Ambiguity and "
+            f"rater agreement need the human ratings of 'movie-snippets'; 'rotten-tomatoes' has none."
+        )
+    return list(dataset[name])
+
+
+def ambiguity_split(dataset, threshold: float = AMBIGUITY_STD_THRESHOLD) -> tuple[list[int], list[int]]:
+    """Row indices of the clear and of the ambiguous snippets -> (clear_indices, ambiguous_indices).
+
+    Ambiguous: ``rater_std > threshold``; a std exactly at the threshold counts as clear.
+    Use ``dataset.select(indices)`` to get each part as a dataset.
+    """
+    stds = np.asarray(_column(dataset, "rater_std"), dtype=float)  # (N,)
+    ambiguous = stds > threshold
+    return np.flatnonzero(~ambiguous).tolist(), np.flatnonzero(ambiguous).tolist()
+
+
+def add_ambiguity_column(dataset, threshold: float = AMBIGUITY_STD_THRESHOLD):
+    """The same dataset with a boolean ``is_ambiguous`` column (``rater_std > threshold``)."""
+    stds = _column(dataset, "rater_std")
+    return dataset.add_column("is_ambiguous", [bool(s > threshold) for s in stds])
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, shuffle: bool, seed: int = 0,
+                           window: int = 50) -> list[list[int]]:
+    """Split item indices into batches of similar length, so a batch wastes little on padding.
+
+    With ``shuffle``: shuffle all indices (seeded), sort each window of ``window * batch_size``
+    items by length, cut it into batches, then shuffle the batch order. Items stay random across
+    epochs (seed), yet neighbours in a batch have similar lengths. Without ``shuffle`` (for
+    evaluation): all items sorted by length, the least padding possible. Every index appears in
+    exactly one batch; the last batch may be smaller.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(lengths)) if shuffle else np.arange(len(lengths))
+    chunk = window * batch_size if shuffle else max(len(lengths), 1)
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = order[start:start + chunk]
+        part = part[np.argsort([lengths[i] for i in part], kind="stable")]
+        batches += [part[i:i + batch_size].tolist() for i in range(0, len(part), batch_size)]
+    if shuffle:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def pad_right(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad token lists on the right -> input_ids (B, T) and attention_mask (B, T), 1 = real token."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)  # (B, T)
+    for row, seq in enumerate(sequences):
+        ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, :len(seq)] = 1
+    return ids, mask
+
+
+def _tokenize(dataset, tokenizer, max_length: int) -> list[list[int]]:
+    if tokenizer.pad_token_id is None:
+        raise ValueError("The tokenizer has no pad token; set one, e.g. tokenizer.pad_token = tokenizer.eos_token.")
+    return tokenizer(list(dataset["text"]), truncation=True, max_length=max_length)["input_ids"]
+
+
+def _batch(token_ids, labels, indices, pad_id) -> dict[str, torch.Tensor]:
+    input_ids, attention_mask = pad_right([token_ids[i] for i in indices], pad_id)
+    return {"input_ids": input_ids, "attention_mask": attention_mask,  # (B, T), (B, T)
+            "labels": torch.tensor([labels[i] for i in indices], dtype=torch.long)}  # (B,)
+
+
+def make_batches(dataset, tokenizer, batch_size: int = 32, max_length: int = 128,
+                 shuffle: bool = True, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """Tokenize ``text`` and group it into padded batches for a classifier.
+
+    Returns a list of dicts: ``input_ids`` (B, T) and ``attention_mask`` (B, T) right-padded
+    to the longest item of the batch (at most ``max_length`` tokens), ``labels`` (B,) class ids.
+    Batches are length-grouped (:func:`length_grouped_batches`): the same ``seed`` gives the
+    same batches; call again with a new seed for each epoch.
+    """
+    token_ids = _tokenize(dataset, tokenizer, max_length)
+    labels = list(dataset["label"])
+    groups = length_grouped_batches([len(t) for t in token_ids], batch_size, shuffle, seed)
+    return [_batch(token_ids, labels, g, tokenizer.pad_token_id) for g in groups]
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def predict_positive(model, dataset, tokenizer, batch_size: int = 32, max_length: int = 128) -> np.ndarray:
+    """P(positive) for every row of ``dataset``, in dataset order -> (N,) floats in [0, 1].
+
+    ``model`` is anything called as ``model(input_ids=..., attention_mask=...)`` that returns
+    ``.logits`` of shape (B, 2): a classifier or a prefix-tuned one. It runs in eval mode (no
+    dropout) and is put back in the mode it was in.
+    """
+    token_ids = _tokenize(dataset, tokenizer, max_length)
+    labels = list(dataset["label"])
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    probs = np.zeros(len(token_ids))
+    try:
+        for group in length_grouped_batches([len(t) for t in token_ids], batch_size, shuffle=False):
+            batch = _batch(token_ids, labels, group, tokenizer.pad_token_id)
+            logits = model(input_ids=batch["input_ids"].to(device),
+                           attention_mask=batch["attention_mask"].to(device)).logits  # (B, 2)
+            if logits.shape[-1] != 2:
+                raise ValueError(f"Sentiment needs 2 logits per item (negative, positive); got {logits.shape[-1]}.")
+            probs[group] = torch.softmax(logits.float(), dim=-1)[:, 1].cpu().numpy()
+    finally:
+        model.train(was_training)
+    return probs
+
+
+def _scores(prefix: str, preds: np.ndarray, labels: np.ndarray) -> dict:
+    """accuracy (+ 95% Wilson interval), macro-F1 and count for one group of items."""
+    if len(labels) == 0:
+        return {f"{prefix}n": 0, f"{prefix}accuracy": None, f"{prefix}accuracy_ci95": None, f"{prefix}macro_f1": None}
+    right = int(np.sum(preds == labels))
+    return {f"{prefix}n": len(labels), f"{prefix}accuracy": accuracy(preds, labels),
+            f"{prefix}accuracy_ci95": wilson_interval(right, len(labels)),
+            f"{prefix}macro_f1": macro_f1(preds, labels)}
+
+
+def evaluate_sentiment(method_or_model, dataset, tokenizer, batch_size: int = 32, max_length: int = 128) -> dict:
+    """Score a sentiment classifier on ``dataset``; every number the comparison reports.
+
+    Returns a flat dict (floats in [0, 1] unless said otherwise):
+
+    * ``n``, ``accuracy``, ``accuracy_ci95`` (low, high: 95% Wilson), ``macro_f1``;
+    * the same on the two halves, prefixed ``clear_`` and ``ambiguous_`` (rater std <= or >
+      ``ambiguity_threshold``); ``None`` when the data has no raters;
+    * ``ece``: expected calibration error, 10 equal-width bins of the top-class probability;
+    * ``rater_pearson``, ``rater_mae``: how the predicted P(positive) agrees with the share of
+      human raters who rated the snippet positive (Pearson r in [-1, 1]; mean absolute error);
+      ``None`` when the data has no raters;
+    * ``predictions``: one dict per item, in dataset order, ``{id, prob_positive, pred, label,
+      is_ambiguous}``, for paired tests (:func:`tutorlib.tasks.metrics.mcnemar`) and error analysis.
+    """
+    probs = predict_positive(method_or_model, dataset, tokenizer, batch_size, max_length)  # (N,)
+    preds = (probs > 0.5).astype(int)  # argmax of two logits: a tie goes to class 0
+    labels = np.asarray(list(dataset["label"]), dtype=int)
+    confidence = np.maximum(probs, 1 - probs)  # probability of the predicted class
+    report = {**_scores("", preds, labels),
+              "ece": expected_calibration_error(confidence, preds == labels, n_bins=10)}
+
+    has_raters = "rater_std" in dataset.column_names
+    ambiguous = np.zeros(len(labels), dtype=bool)
+    if has_raters:
+        _, ambiguous_idx = ambiguity_split(dataset)
+        ambiguous[ambiguous_idx] = True
+    report["ambiguity_threshold"] = AMBIGUITY_STD_THRESHOLD if has_raters else None
+    for name, part in (("clear_", ~ambiguous), ("ambiguous_", ambiguous)):
+        report.update(_scores(name, preds[part], labels[part]) if has_raters else
+                      {k: None for k in _scores(name, preds[:0], labels[:0])})
+
+    if "frac_positive" in dataset.column_names:
+        share = np.asarray(list(dataset["frac_positive"]), dtype=float)  # (N,)
+        report["rater_pearson"] = pearson(probs, share)
+        report["rater_mae"] = float(np.mean(np.abs(probs - share)))
+    else:
+        report["rater_pearson"] = report["rater_mae"] = None
+
+    ids = list(dataset["id"]) if "id" in dataset.column_names else list(range(len(labels)))
+    report["predictions"] = [
+        {"id": ids[i], "prob_positive": float(probs[i]), "pred": int(preds[i]), "label": int(labels[i]),
+         "is_ambiguous": bool(ambiguous[i]) if has_raters else None}
+        for i in range(len(labels))
+    ]
+    return report

@@ -1,0 +1,215 @@
+"""Summarisation with a causal LM: prompt format -> training batches -> greedy summaries -> ROUGE.
+
+    >>> from tutorlib.tasks.summarise import make_batches, evaluate_summaries, lead_baseline
+    >>> batches = make_batches(ds["train"], tokenizer, batch_size=4, max_length=256)  # doctest: +SKIP
+    >>> evaluate_summaries(model, tokenizer, ds["test"])["rougeL"]                    # doctest: +SKIP
+    >>> lead_baseline(ds["test"])["rougeL"]                                           # doctest: +SKIP
+
+A decoder-only model sees one sequence per example::
+
+    Article: <document, cut to fit>\\nSummary: <summary><eos>
+    |<------------- labels = -100 ------------>|<- loss here ->|
+
+The loss is taken on the summary tokens (and the end-of-sequence token, so the model learns to
+stop) only: the model is taught to *write* summaries, not to predict news articles. If the
+example is longer than ``max_length`` the document is cut, never the summary (unless the summary
+alone does not fit; then it is cut too, with a warning).
+
+Dataset columns used: ``document``, ``summary`` and, for reports, ``id``.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import torch
+
+from tutorlib.tasks.sentiment import length_grouped_batches, pad_right
+
+PROMPT_HEAD = "Article:"  # then " " + document
+PROMPT_TAIL = "\nSummary:"  # then " " + summary + eos; generation starts right after this
+IGNORE_INDEX = -100  # label value that PyTorch's cross-entropy (and Hugging Face) skips
+MIN_DOCUMENT_TOKENS = 16  # a summary is cut only if it would leave fewer document tokens than this
+
+
+def _ids(tokenizer, text: str, first: bool = False) -> list[int]:
+    # Only the very start of a sequence gets the tokenizer's special tokens (e.g. a Llama BOS).
+    return tokenizer(text, add_special_tokens=first)["input_ids"]
+
+
+def prompt_ids(tokenizer, document: str, max_tokens: int) -> list[int]:
+    """Token ids of ``Article: <document>\\nSummary:``, the document cut so that the whole fits
+    in ``max_tokens``. The same function builds training and generation prompts, so a model sees
+    at test time exactly the token boundaries it was trained on."""
+    head, tail = _ids(tokenizer, PROMPT_HEAD, first=True), _ids(tokenizer, PROMPT_TAIL)
+    room = max_tokens - len(head) - len(tail)
+    if room < 1:
+        raise ValueError(f"max_tokens={max_tokens} leaves no room for the document; raise max_length.")
+    return head + _ids(tokenizer, " " + document)[:room] + tail  # keep the start: news puts facts first
+
+
+def encode_example(tokenizer, document: str, summary: str, max_length: int) -> tuple[list[int], list[int]]:
+    """One training example -> (input_ids, labels), both lists of the same length <= max_length.
+
+    ``labels`` is -100 on the prompt and a copy of ``input_ids`` on `` <summary><eos>``.
+    """
+    if tokenizer.eos_token_id is None:
+        raise ValueError("The tokenizer has no eos token: the model could not learn where a summary ends.")
+    target = _ids(tokenizer, " " + summary) + [tokenizer.eos_token_id]
+    fixed = len(_ids(tokenizer, PROMPT_HEAD, first=True)) + len(_ids(tokenizer, PROMPT_TAIL))
+    longest_target = max_length - fixed - MIN_DOCUMENT_TOKENS
+    if len(target) > longest_target:
+        if longest_target < 1:
+            raise ValueError(f"max_length={max_length} is too short for a prompt and a summary; raise it.")
+        warnings.warn(f"A summary of {len(target)} tokens does not fit in max_length={max_length}; "
+                      f"it is cut to {longest_target} (and loses its eos). Raise max_length to keep it.",
+                      stacklevel=3)
+        target = target[:longest_target]
+    prompt = prompt_ids(tokenizer, document, max_length - len(target))
+    return prompt + target, [IGNORE_INDEX] * len(prompt) + target
+
+
+def make_batches(dataset, tokenizer, batch_size: int = 4, max_length: int = 256,
+                 shuffle: bool = True, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """Training batches for a causal LM: a list of dicts of (B, T) tensors.
+
+    ``input_ids`` and ``attention_mask`` right-padded (padding after the text, as training
+    wants); ``labels`` = -100 everywhere except the summary tokens and their eos. Hugging Face
+    causal LMs shift the labels by one inside ``forward``, so labels line up with input_ids here.
+    Batches are length-grouped and deterministic for a given ``seed``.
+    """
+    if tokenizer.pad_token_id is None:
+        raise ValueError("The tokenizer has no pad token; set one, e.g. tokenizer.pad_token = tokenizer.eos_token.")
+    examples = [encode_example(tokenizer, d, s, max_length)
+                for d, s in zip(dataset["document"], dataset["summary"])]
+    batches = []
+    for group in length_grouped_batches([len(ids) for ids, _ in examples], batch_size, shuffle, seed):
+        input_ids, attention_mask = pad_right([examples[i][0] for i in group], tokenizer.pad_token_id)
+        labels, _ = pad_right([examples[i][1] for i in group], IGNORE_INDEX)  # padding: no loss
+        batches.append({"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels})
+    return batches
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+def pad_left(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad on the left -> input_ids (B, T), attention_mask (B, T): every prompt then ends at the
+    last column, so the next token of every row is generated in the same place."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)  # (B, T)
+    for row, seq in enumerate(sequences):
+        ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+        mask[row, width - len(seq):] = 1
+    return ids, mask
+
+
+def _first_line(tokenizer, new_ids: list[int]) -> str:
+    if tokenizer.eos_token_id in new_ids:
+        new_ids = new_ids[:new_ids.index(tokenizer.eos_token_id)]
+    text = tokenizer.decode(new_ids, skip_special_tokens=True)
+    # A model that has not been tuned often starts with a line break; the summary is the first
+    # line that has words in it, not the empty line before it.
+    return text.strip().split("\n", 1)[0].strip()
+
+
+def _device(model) -> torch.device:
+    if getattr(model, "device", None) is not None:
+        return torch.device(model.device)
+    params = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    return params.device if params is not None else torch.device("cpu")
+
+
+@torch.no_grad()
+def generate_summaries(model, tokenizer, documents: list[str], max_new_tokens: int = 60,
+                       batch_size: int = 8, max_length: int = 256) -> list[str]:
+    """Greedy summaries of ``documents`` -> one string per document, in order.
+
+    Prompts are cut to ``max_length - max_new_tokens`` tokens and left-padded; each output ends
+    at the first eos, or at the first newline after its first words (leading blank lines are
+    skipped: untuned models often start with one). ``model`` is anything with a Hugging Face style
+    ``generate(input_ids=, attention_mask=, max_new_tokens=, do_sample=False, pad_token_id=)``
+    that returns (B, T + new) ids, prompt first: a causal LM or a prefix-tuned one.
+    """
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if max_new_tokens >= max_length:
+        raise ValueError(f"max_new_tokens={max_new_tokens} must be below max_length={max_length}.")
+    prompts = [prompt_ids(tokenizer, d, max_length - max_new_tokens) for d in documents]
+    device = _device(model)
+    was_training = getattr(model, "training", False)
+    if isinstance(model, torch.nn.Module):
+        model.eval()  # no dropout while generating
+    summaries: list[str] = [""] * len(prompts)
+    try:
+        # Similar lengths together: less padding, and fewer rows waiting on a long prompt.
+        for group in length_grouped_batches([len(p) for p in prompts], batch_size, shuffle=False):
+            input_ids, attention_mask = pad_left([prompts[i] for i in group], pad_id)  # (B, T)
+            out = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                                 max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id)
+            new_tokens = out[:, input_ids.shape[1]:].tolist()  # (B, <= max_new_tokens)
+            for i, ids in zip(group, new_tokens):
+                summaries[i] = _first_line(tokenizer, ids)
+    finally:
+        if isinstance(model, torch.nn.Module):
+            model.train(was_training)
+    return summaries
+
+
+# ----------------------------------------------------------------------------- scores
+
+
+def rouge_scores(predictions: list[str], references: list[str], per_item: bool = False) -> dict:
+    """Mean ROUGE-1, ROUGE-2 and ROUGE-L F1 (Porter stemming), each a float in [0, 1].
+
+    ROUGE-n counts overlapping word n-grams, ROUGE-L the longest common word subsequence.
+    With ``per_item`` the dict also holds ``items``: one {rouge1, rouge2, rougeL} per pair,
+    for paired comparisons.
+    """
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references; give one each.")
+    if not predictions:
+        raise ValueError("ROUGE of zero summaries is undefined; the dataset is empty.")
+    from rouge_score import rouge_scorer  # here, not at the top: it imports nltk (~1 s)
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    items = [{k: s.fmeasure for k, s in scorer.score(ref, pred).items()}  # score(target, prediction)
+             for pred, ref in zip(predictions, references)]
+    means = {k: float(np.mean([item[k] for item in items])) for k in ("rouge1", "rouge2", "rougeL")}
+    return {**means, "items": items} if per_item else means
+
+
+def lead_sentence(document: str) -> str:
+    """The document's first sentence (cut after the first ., ! or ? followed by a space)."""
+    return re.split(r"(?<=[.!?])\s+", document.strip(), maxsplit=1)[0]
+
+
+def lead_baseline(dataset) -> dict:
+    """ROUGE of the first sentence of each document as its summary: the cheap row to beat.
+
+    Note: in ``nyt-leads`` the reference *is* an article's lead, so the document holds the
+    sentences after it, and this baseline takes the second sentence of the article.
+    """
+    return {**rouge_scores([lead_sentence(d) for d in dataset["document"]], list(dataset["summary"])),
+            "n": len(dataset)}
+
+
+def evaluate_summaries(model, tokenizer, dataset, max_new_tokens: int = 60, batch_size: int = 8,
+                       max_length: int = 256, n_examples: int = 3) -> dict:
+    """Generate a summary for every row of ``dataset`` and score it against ``summary``.
+
+    Returns ``rouge1``, ``rouge2``, ``rougeL`` (mean F1 in [0, 1]), ``n``, ``examples`` (the first
+    ``n_examples`` rows as {id, document_head (first 200 characters), reference, prediction}) and
+    ``predictions`` (every row as {id, prediction, rouge1, rouge2, rougeL}, in dataset order).
+    """
+    documents, references = list(dataset["document"]), list(dataset["summary"])
+    predictions = generate_summaries(model, tokenizer, documents, max_new_tokens, batch_size, max_length)
+    scores = rouge_scores(predictions, references, per_item=True)
+    ids = list(dataset["id"]) if "id" in dataset.column_names else list(range(len(documents)))
+    examples = [{"id": ids[i], "document_head": documents[i][:200], "reference": references[i],
+                 "prediction": predictions[i]} for i in range(min(n_examples, len(documents)))]
+    rows = [{"id": ids[i], "prediction": predictions[i], **scores["items"][i]} for i in range(len(ids))]
+    return {"rouge1": scores["rouge1"], "rouge2": scores["rouge2"], "rougeL": scores["rougeL"],
+            "n": len(documents), "examples": examples, "predictions": rows}
