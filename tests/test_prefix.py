@@ -353,3 +353,16 @@ def test_other_mistakes_get_clear_errors():
         attach_prefix(model, 4, init="words")
     with pytest.raises(ValueError, match="at least prefix_length"):
         attach_prefix(model, 40, init="words", init_text="too short", tokenizer=tok)
+
+
+@pytest.mark.real
+def test_default_starts_on_minilm_are_as_large_as_real_tokens():
+    """The measured failure this guards against: an MLP prefix whose keys were 3-4x the size of real
+    tokens' swamped attention and never trained. Both default starts match real sizes per vector."""
+    model, tok = load_model("minilm-l6")
+    ids = tok("a gripping, beautifully acted film that never lets go", return_tensors="pt").input_ids[0]
+    real = model_key_values(model.encoder, ids).norm(dim=-1).mean(dim=(2, 3))  # (layers, 2)
+    for reparameterise in (False, True):
+        prefix = attach_prefix(load_model("minilm-l6")[0], 10, reparameterise=reparameterise).export_prefix()
+        ratio = prefix.norm(dim=-1).mean(dim=(2, 3)) / real
+        assert ratio.min() > 0.7 and ratio.max() < 1.5, ratio
