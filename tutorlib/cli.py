@@ -109,7 +109,7 @@ def cmd_grade(args) -> int:
 def cmd_build_exercises(args) -> int:
     from tutorlib.course import build_main
 
-    return build_main(args.solutions, args.exercises, check=args.check)
+    return build_main(args.solutions, args.exercises, check=args.check, force=args.force)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--solutions", default="solutions")
     b.add_argument("--exercises", default="exercises")
     b.add_argument("--check", action="store_true", help="only check they are in sync (exit 1 if not)")
+    b.add_argument("--force", action="store_true", help="overwrite exercises that were edited (a learner's answers)")
     b.set_defaults(func=cmd_build_exercises)
     return p
 

@@ -82,11 +82,11 @@ def describe_models() -> str:
 # A character-level vocabulary: printable ASCII plus a few special tokens. Tiny models need no
 # download, and every string can be encoded, so tests can use real sentences.
 _SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>", "[CLS]", "[SEP]", "[MASK]"]
-_CHARS = [chr(c) for c in range(32, 127)]
+_CHARS = ["\n"] + [chr(c) for c in range(32, 127)]  # newline too: prompts use "\nSummary:"
 
 
 def tiny_tokenizer(architecture: str) -> PreTrainedTokenizerFast:
-    """A character-level tokenizer (103 tokens) for the tiny models; BERT style adds [CLS]/[SEP]."""
+    """A character-level tokenizer (104 tokens) for the tiny models; BERT style adds [CLS]/[SEP]."""
     vocab = {tok: i for i, tok in enumerate(_SPECIALS + _CHARS)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
@@ -203,6 +203,7 @@ def load_model(name: str, *, task: str | None = None, num_labels: int = 2, seed:
         model, tok = _load_offline(info, task, num_labels, seed)
     else:
         model, tok = _load_hub(name, task, num_labels, seed)
+    model.config._name_or_path = name  # checkpoints record it, so they reload by the kit's name
     model.eval()
     return model, tok
 
