@@ -1,0 +1,222 @@
+"""The one training loop: it learns, trains only what requires grad, follows its schedule, is
+reproducible, stops clearly on nan, evaluates when asked, and survives Ctrl-C with its history."""
+
+import json
+import os
+import signal
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from tutorlib.models import load_model
+from tutorlib.train import History, TrainConfig, TrainingDiverged, train
+
+SENTENCES = ["the film was a quiet delight", "a dull, overlong mess", "sharp, funny and warm", "i wanted more"]
+
+
+def lm_batch(tok, texts=SENTENCES):
+    """input_ids, attention_mask, labels: (B, T); padding is ignored in the loss (-100)."""
+    batch = dict(tok(texts, return_tensors="pt", padding=True))
+    labels = batch["input_ids"].clone()
+    labels[batch["attention_mask"] == 0] = -100
+    return {**batch, "labels": labels}
+
+
+def cls_batch(tok):
+    batch = dict(tok(SENTENCES, return_tensors="pt", padding=True))
+    return {**batch, "labels": torch.tensor([1, 0, 1, 0])}  # (B,)
+
+
+def quiet(**kwargs):
+    return TrainConfig(**{"device": "cpu", **kwargs})
+
+
+def test_loss_falls_when_memorising_one_batch():
+    model, tok = load_model("tiny-gpt2")
+    history = train(model, [lm_batch(tok)], quiet(steps=30, lr=1e-2, warmup=0.1), progress=False)
+    assert len(history.loss) == 30 and history.step == list(range(1, 31))
+    assert history.loss[-1] < 0.3 * history.loss[0]
+    assert not model.training  # load_model gives eval mode; train() puts it back
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_only_trainable_parameters_change():
+    model, tok = load_model("tiny-bert")  # SequenceClassifier: train the head only
+    for p in model.encoder.parameters():
+        p.requires_grad_(False)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    history = train(model, [cls_batch(tok)], quiet(steps=5, lr=1e-2, warmup=0), progress=False)
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert not torch.equal(p, before[name]), f"{name} should have been trained"
+        else:
+            assert torch.equal(p, before[name]), f"{name} is frozen but changed"
+    assert history.trainable_params == sum(p.numel() for p in model.head.parameters())
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_learning_rate_warms_up_then_decays_to_zero(schedule):
+    model, tok = load_model("tiny-gpt2")
+    config = quiet(steps=20, lr=1e-3, warmup=0.25, schedule=schedule)
+    lr = train(model, [lm_batch(tok)], config, progress=False).lr
+    assert config.warmup_steps == 5
+    assert lr[0] == 0.0 and all(a < b for a, b in zip(lr[:5], lr[1:6]))  # rising
+    assert lr.index(max(lr)) == 5 and max(lr) == pytest.approx(1e-3)      # peak right after warm-up
+    assert all(a > b for a, b in zip(lr[5:], lr[6:]))                    # then falling
+    assert lr[-1] < 0.1 * 1e-3                                           # to about 0
+
+
+def test_constant_schedule_without_clipping():
+    model, tok = load_model("tiny-gpt2")
+    config = quiet(steps=6, lr=1e-3, warmup=2, schedule="constant", max_grad_norm=None)
+    history = train(model, [lm_batch(tok)], config, progress=False)
+    assert history.lr == pytest.approx([0.0, 5e-4, 1e-3, 1e-3, 1e-3, 1e-3])
+    assert max(history.grad_norm) > 1.0  # the norm before clipping; nothing clipped it anyway
+
+
+def test_warmup_given_in_steps():
+    assert TrainConfig(steps=50, warmup=5).warmup_steps == 5
+    assert TrainConfig(steps=50, warmup=0.1).warmup_steps == 5
+    with pytest.raises(ValueError, match="whole number"):
+        TrainConfig(warmup=2.5)
+
+
+def test_warns_about_trainable_parameters_without_gradient():
+    model, tok = load_model("tiny-bert")  # mean pooling never uses BERT's pooler
+    with pytest.warns(UserWarning, match=r"2 trainable tensors \(4,160 parameters, e.g. encoder.pooler"):
+        train(model, [cls_batch(tok)], quiet(steps=1), progress=False)
+
+
+def test_same_seed_same_history_other_seed_differs():
+    def run(seed):
+        model, tok = load_model("tiny-gpt2")  # dropout 0.1 is on in train mode: the seed matters
+        return train(model, [lm_batch(tok)], quiet(steps=6, seed=seed), progress=False).loss
+
+    assert run(0) == run(0)
+    assert run(0) != run(1)
+
+
+def test_nan_loss_stops_with_advice():
+    model, tok = load_model("tiny-gpt2")
+    with pytest.raises(TrainingDiverged) as caught:
+        train(model, [lm_batch(tok)], quiet(steps=10, lr=1e6, warmup=0), progress=False)
+    err = caught.value
+    assert err.step >= 2 and len(err.history.loss) == err.step - 1
+    assert f"at step {err.step} of 10" in str(err) and "lower learning rate" in str(err)
+
+
+def test_all_ignored_labels_are_caught_at_step_one():
+    model, tok = load_model("tiny-gpt2")
+    batch = lm_batch(tok)
+    batch["labels"] = torch.full_like(batch["labels"], -100)  # no target at all -> mean over nothing = nan
+    with pytest.raises(TrainingDiverged, match="(?s)at step 1 of .*No update.*all -100"):
+        train(model, [batch], quiet(steps=3), progress=False)
+
+
+class ScaledLoss(nn.Module):
+    """A method whose loss is weight**2 x batch['scale']: a batch with scale=inf makes the loss inf."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(3))
+        self.seen = []  # the weight at each forward
+
+    def forward(self, scale):
+        self.seen.append(self.weight.detach().clone())
+        return SimpleNamespace(loss=(self.weight**2).sum() * scale)
+
+
+def test_inf_loss_step_is_not_applied():
+    method = ScaledLoss()
+    batches = [{"scale": torch.tensor(1.0)}] * 2 + [{"scale": torch.tensor(float("inf"))}]
+    with pytest.raises(TrainingDiverged, match="loss is inf at step 3"):
+        train(method, batches, quiet(steps=5, lr=0.1, warmup=0), progress=False)
+    assert torch.equal(method.weight.detach(), method.seen[2])  # the weights after step 2
+
+
+def test_eval_fn_called_at_the_right_steps_in_eval_mode():
+    model, tok = load_model("tiny-gpt2")
+    calls = []
+
+    def eval_fn(method):
+        calls.append((method.training, torch.is_grad_enabled()))
+        return {"calls": len(calls)}
+
+    model.train()
+    history = train(model, [lm_batch(tok)], quiet(steps=10, eval_every=3, eval_at_start=True),
+                    eval_fn=eval_fn, progress=False)
+    assert [e["step"] for e in history.evals] == [0, 3, 6, 9, 10]
+    assert [e["calls"] for e in history.evals] == [1, 2, 3, 4, 5]
+    assert calls == [(False, False)] * 5
+    assert model.training  # it came in train mode, it leaves in train mode
+
+
+def test_keyboard_interrupt_returns_history_so_far(capsys):
+    model, tok = load_model("tiny-gpt2")
+    batch = lm_batch(tok)
+
+    def batches():
+        for i in range(100):
+            if i == 4:
+                raise KeyboardInterrupt  # as if Ctrl-C hit while the 5th batch was being made
+            yield batch
+
+    history = train(model, batches(), quiet(steps=50), progress=False)
+    assert history.interrupted and len(history.loss) == 4
+    assert "stopped by Ctrl-C after step 4" in capsys.readouterr().err
+    assert not model.training
+
+
+def test_ctrl_c_finishes_the_current_step():
+    model, tok = load_model("tiny-gpt2")
+    batch = lm_batch(tok)
+
+    def batches():
+        for i in range(100):
+            if i == 2:
+                os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C while fetching the 3rd batch
+            yield batch
+
+    previous = signal.getsignal(signal.SIGINT)
+    history = train(model, batches(), quiet(steps=50), progress=False)
+    assert history.interrupted and len(history.loss) == 3  # step 3 was completed, not torn
+    assert signal.getsignal(signal.SIGINT) is previous
+
+
+def test_batches_from_a_dataloader_are_cycled_and_counted():
+    model, tok = load_model("tiny-gpt2")
+    batch = lm_batch(tok)
+    rows = [{k: v[i] for k, v in batch.items()} for i in range(4)]
+    loader = torch.utils.data.DataLoader(rows, batch_size=2, shuffle=True)  # 2 batches per pass
+    history = train(model, loader, quiet(steps=5), progress=False)
+    assert len(history.loss) == 5
+    assert sum(history.tokens) > 0 and all(t <= int(batch["attention_mask"].sum()) for t in history.tokens)
+
+
+def test_learner_mistakes_get_clear_errors():
+    model, tok = load_model("tiny-gpt2")
+    batch = lm_batch(tok)
+    with pytest.raises(TypeError, match=r"pass a list of batches"):
+        train(model, batch, quiet(steps=2), progress=False)
+    with pytest.raises(ValueError, match="one-pass iterator"):
+        train(model, iter([batch]), quiet(steps=2), progress=False)
+    with pytest.raises(ValueError, match="labels"):
+        train(model, [{k: v for k, v in batch.items() if k != "labels"}], quiet(steps=1), progress=False)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        train(model, [batch], quiet(steps=1), progress=False)
+
+
+def test_history_is_json_and_a_dataframe():
+    model, tok = load_model("tiny-gpt2")
+    history = train(model, [lm_batch(tok)], quiet(steps=4, eval_every=2), eval_fn=lambda m: {"x": 1},
+                    progress=False)
+    again = History.from_dict(json.loads(json.dumps(history.to_dict())))
+    assert again.loss == history.loss and again.evals == history.evals
+    frame = history.as_dataframe()
+    assert list(history.as_dataframe(evals=True)["step"]) == [2, 4]
+    assert list(frame["step"]) == [1, 2, 3, 4] and (frame["peak_memory_mb"] > 0).all()
+    assert history.memory_kind == "cpu-rss" and history.optimizer_state_bytes == 8 * history.trainable_params
