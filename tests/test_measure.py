@@ -25,10 +25,10 @@ from tutorlib.train import TrainConfig, train
 
 
 def half_frozen_model():
-    """tiny-bert with frozen embeddings, and a frozen pooler: mean pooling never uses BERT's pooler,
-    so it would get no gradient and (rightly) no AdamW state."""
+    """tiny-bert with frozen embeddings (its unused [CLS] pooler is removed by SequenceClassifier)."""
     model, tok = load_model("tiny-bert")
-    for p in [*model.encoder.embeddings.parameters(), *model.encoder.pooler.parameters()]:
+    assert model.encoder.pooler is None
+    for p in model.encoder.embeddings.parameters():
         p.requires_grad_(False)
     return model, tok
 
@@ -36,7 +36,7 @@ def half_frozen_model():
 def test_parameter_counts_and_bytes():
     model, _ = half_frozen_model()
     total, trainable = count_parameters(model), count_parameters(model, trainable_only=True)
-    frozen = sum(p.numel() for m in (model.encoder.embeddings, model.encoder.pooler) for p in m.parameters())
+    frozen = sum(p.numel() for p in model.encoder.embeddings.parameters())
     assert 0 < trainable == total - frozen
     assert parameter_bytes(model) == 4 * total  # fp32
     assert parameter_bytes(model, trainable_only=True) == 4 * trainable

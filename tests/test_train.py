@@ -84,8 +84,9 @@ def test_warmup_given_in_steps():
 
 
 def test_warns_about_trainable_parameters_without_gradient():
-    model, tok = load_model("tiny-bert")  # mean pooling never uses BERT's pooler
-    with pytest.warns(UserWarning, match=r"2 trainable tensors \(4,160 parameters, e.g. encoder.pooler"):
+    model, tok = load_model("tiny-bert")
+    model.spare = torch.nn.Linear(64, 64)  # trainable, but forward never uses it
+    with pytest.warns(UserWarning, match=r"2 trainable tensors \(4,160 parameters, e.g. spare"):
         train(model, [cls_batch(tok)], quiet(steps=1), progress=False)
 
 

@@ -136,6 +136,8 @@ class SequenceClassifier(nn.Module):
 
     def __init__(self, encoder: nn.Module, num_labels: int = 2, dropout: float = 0.1):
         super().__init__()
+        if getattr(encoder, "pooler", None) is not None:
+            encoder.pooler = None  # BERT's [CLS] pooler is unused with mean pooling: not a parameter
         self.encoder = encoder
         self.config = encoder.config
         self.config.num_labels = num_labels

@@ -1,0 +1,34 @@
+"""Notebooks in git keep only the outputs nbval checks; exercises are in sync with solutions."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tutorlib.course import check_exercises_in_sync
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb"))
+MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_only_checked_cells_carry_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    dirty = [i for i, c in enumerate(nb.cells)
+             if c.cell_type == "code" and (c.execution_count is not None or (c.outputs and MARK not in c.source))]
+    assert not dirty, (f"{path.name}: cells {dirty} carry outputs or execution counts that nbval does not "
+                       f"check. Run: python scripts/notebook_outputs.py {path.relative_to(ROOT)}")
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_checked_cells_have_outputs_to_compare(path):
+    nb = nbformat.read(path, as_version=4)
+    empty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and MARK in c.source and not c.outputs]
+    assert not empty, (f"{path.name}: cells {empty} are marked {MARK} but store no output, so nbval "
+                       f"compares nothing. Run: python scripts/notebook_outputs.py --execute {path.relative_to(ROOT)}")
+
+
+def test_exercises_are_generated_from_the_solutions():
+    stale = check_exercises_in_sync(ROOT / "solutions", ROOT / "exercises")
+    assert stale == [], f"exercises out of sync with solutions: {stale}. Run: tutorlib build-exercises"
