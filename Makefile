@@ -15,7 +15,7 @@ venv:
 demo: venv
 	$(TL) doctor
 	$(TL) download --all
-	$(TL) demo
+	$(TL) compare --task sentiment --fast --out runs/demo
 
 ## The whole test suite: package tests, then every notebook executed (fast mode) by nbval.
 test: venv
