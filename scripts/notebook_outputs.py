@@ -26,17 +26,25 @@ def is_checked(cell) -> bool:
 
 
 def strip(nb) -> None:
-    """Drop outputs of every cell that nbval does not check; execution counts always."""
+    """Drop outputs of every cell that nbval does not check, and widget state.
+
+    Checked cells keep their outputs and get execution counts 1, 2, 3, ... in order (nbval refuses
+    a reference cell with outputs but no count); every other cell gets none.
+    """
+    count = 0
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        if not is_checked(cell):
-            cell.outputs = []
-        cell.execution_count = None
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "execute_result":
-                out["execution_count"] = None
         cell.metadata.pop("execution", None)
+        if not is_checked(cell):
+            cell.outputs, cell.execution_count = [], None
+            continue
+        count += 1
+        cell.execution_count = count
+        for out in cell.outputs:
+            if out.get("output_type") == "execute_result":
+                out["execution_count"] = count
+    nb.metadata.pop("widgets", None)  # progress bars' widget state: large, and never checked
 
 
 def execute(nb, path: Path, timeout: int) -> None:
