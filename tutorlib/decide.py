@@ -11,8 +11,8 @@
     'prefix'
     >>> recommend(rows, Budget(min_quality=0.83)).method           # only full fine-tuning is good enough
     'full'
-    >>> print(recommend(rows, Budget(min_quality=0.83)).reason)
-    full: the only method within every budget (prefix breaks: accuracy 0.81 < floor 0.83).
+    >>> print(recommend(rows, Budget(min_quality=0.83)))
+    Recommendation: full. The only method within every budget (prefix breaks: accuracy 0.81 < floor 0.83).
 
 The rule, written so that a learner can apply it by hand:
 
@@ -104,7 +104,7 @@ class Check:
 
 @dataclass
 class Recommendation:
-    """``method`` ("full", "prefix", ... or None when nothing fits), the ``reason`` in one sentence,
+    """``method`` ("full", "prefix", ... or None when nothing fits), the ``reason`` in a sentence or two,
     every ``checks`` made, and the ``feasible`` methods (those within every limit), in row order."""
 
     method: str | None
@@ -183,8 +183,8 @@ def _why_cheaper(best: Mapping, others: Sequence[Mapping]) -> str:
             words = {"checkpoint_bytes": "stores", "median_step_seconds": "steps in",
                      "trainable_params": "trains"}[key]
             extra = " parameters" if key == "trainable_params" else (" per customer" if unit == "bytes" else "")
-            return f"{best['method']} {words} {show(a, unit)}{extra} vs {show(b, unit)} for {nxt['method']}"
-    return f"{best['method']} and {nxt['method']} cost the same on every measured count; {best['method']} comes first"
+            return f"it {words} {show(a, unit)}{extra} vs {show(b, unit)} for {nxt['method']}"
+    return f"it costs the same as {nxt['method']} on every measured count and comes first"
 
 
 def recommend(rows: Sequence[Mapping], budget: Budget | None = None) -> Recommendation:
@@ -212,13 +212,13 @@ def recommend(rows: Sequence[Mapping], budget: Budget | None = None) -> Recommen
         return "; ".join(str(c) for c in per_method[m] if not c.ok)
 
     if not feasible:
-        reason = ("no method meets every budget (" + "; ".join(f"{m} breaks: {breaks(m)}" for m in methods)
+        reason = ("No method meets every budget (" + "; ".join(f"{m} breaks: {breaks(m)}" for m in methods)
                   + "). Relax a limit, or measure again with a larger training budget.")
         return Recommendation(None, reason, checks, feasible)
     if len(feasible) == 1:
         chosen = feasible[0]
         others = [f"{m} breaks: {breaks(m)}" for m in methods if m != chosen]
-        reason = f"{chosen}: the only method within every budget" + (f" ({'; '.join(others)})." if others else ".")
+        reason = "The only method within every budget" + (f" ({'; '.join(others)})." if others else ".")
     else:
         candidates = [r for r in rows if r["method"] in feasible]
         if budget.prefer == "quality":
@@ -227,13 +227,13 @@ def recommend(rows: Sequence[Mapping], budget: Budget | None = None) -> Recommen
                 _value(r, metric, "prefer='quality'")
             best = max(candidates, key=lambda r: (r[metric], tuple(-x for x in _cheapness(r))))
             rest = [r for r in candidates if r is not best]
-            reason = (f"{best['method']}: {len(feasible)} methods meet every budget and it has the highest "
+            reason = (f"{len(feasible)} methods meet every budget; {best['method']} has the highest "
                       f"{metric} ({best[metric]:.3g} vs " + ", ".join(f"{r[metric]:.3g} for {r['method']}" for r in rest)
                       + ").")
         else:
             best = min(candidates, key=_cheapness)
             rest = [r for r in candidates if r is not best]
-            reason = (f"{best['method']}: {len(feasible)} methods meet every budget and it is the cheaper: "
+            reason = (f"{len(feasible)} methods meet every budget; {best['method']} is the cheapest: "
                       f"{_why_cheaper(best, rest)}.")
         chosen = best["method"]
     notes = [c.note for c in per_method[chosen] if c.note]
