@@ -112,13 +112,16 @@ def prepare_data(task: str, model_name: str, dataset_name: str, tiny_data, budge
 # ----------------------------------------------------------------------------- one method
 
 
-def wrap(method: str, model, prefix_length: int, seed: int, model_name: str):
-    """The plain model -> the method's trainable form (or the model itself for zero-shot)."""
+def wrap(method: str, model, prefix_length: int, seed: int, model_name: str, init_text: str | None = None,
+         tokenizer=None):
+    """The plain model -> the method's trainable form (or the model itself for zero-shot). A prefix
+    starts random, or from the model's own keys/values of ``init_text`` when one is given."""
     if method == "full":
         return prepare_full_finetuning(model, model_name=model_name)
     if method in ("prefix", "prefix-mlp"):
+        start = dict(init="words", init_text=init_text, tokenizer=tokenizer) if init_text else {}
         return attach_prefix(model, prefix_length, reparameterise=method == "prefix-mlp", seed=seed,
-                             model_name=model_name)
+                             model_name=model_name, **start)
     return model  # zero-shot
 
 
@@ -140,10 +143,10 @@ def evaluate(task: str, tuned, tokenizer, data: PreparedData, budget) -> tuple[d
 
 def run_method(method: str, *, task: str, model_name: str, data: PreparedData, budget, lr: float | None,
                prefix_length: int, seed: int, checkpoint_root: Path, progress: bool = True,
-               measure_energy: bool = True) -> MethodRun:
+               measure_energy: bool = True, prefix_init_text: str | None = None) -> MethodRun:
     """Fresh model -> wrap -> train (``data.steps`` steps) -> evaluate -> checkpoint -> one row."""
     model, tokenizer = load_model(model_name, task=MODEL_TASK[task], seed=seed)  # a fresh copy per method
-    tuned = wrap(method, model, prefix_length, seed, model_name)
+    tuned = wrap(method, model, prefix_length, seed, model_name, prefix_init_text, tokenizer)
     history = None
     if method != "zero-shot":
         config = TrainConfig(steps=data.steps, lr=lr, seed=seed, measure_energy=measure_energy)

@@ -52,6 +52,7 @@ class ComparisonResult:
     references: list[dict] = field(default_factory=list)
     paired_tests: list[dict] = field(default_factory=list)
     learning_rates: dict[str, float] = field(default_factory=dict)
+    prefix_init_text: str | None = None  # None: the prefix started random; else from these words' keys/values
     interrupted: bool = False
     environment: dict = field(default_factory=dict)
     wall_seconds: float = 0.0

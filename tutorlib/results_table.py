@@ -112,6 +112,10 @@ def _header(result) -> list[str]:
     lines += [f"note: {d[k]}" for k in ("note", "prompt") if d.get(k)]
     if result.learning_rates:
         lines.append("learning rates: " + ", ".join(f"{m} {lr:g}" for m, lr in result.learning_rates.items()))
+    if any(r["method"].startswith("prefix") for r in result.rows):
+        words = getattr(result, "prefix_init_text", None)
+        lines.append("prefix start: " + (f"the model's own keys/values of {words!r}" if words
+                                         else "random, as large as the model's own keys/values"))
     if result.interrupted:
         lines.append("INTERRUPTED: the last method did not finish its budget; its row holds no scores.")
     return lines
