@@ -6,6 +6,7 @@ Every number the benchmarks print is a median over repetitions; every ratio is a
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -31,6 +32,21 @@ GPT2_SIZES = {
     "gpt2-small": dict(n_layer=12, n_embd=768, n_head=12),  # 124M, the paper's GPT-2 family
     "distilgpt2-size": dict(n_layer=6, n_embd=768, n_head=12),  # 82M
 }
+
+
+def part_arguments(argv, doc: str, *, device: bool = True, extra=None) -> argparse.Namespace:
+    """Parse the options every bench part takes (--quick, --threads, and --device unless a part runs
+    on the CPU only), then fix the thread count. ``extra(parser)`` adds a part's own options."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small budgets (minutes on 2 cores)")
+    parser.add_argument("--threads", type=int, default=1)
+    if device:
+        parser.add_argument("--device", default="cpu")
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args(argv)
+    set_threads(args.threads)
+    return args
 
 
 def set_threads(threads: int) -> None:

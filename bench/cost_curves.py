@@ -9,7 +9,6 @@ fine-tuning step is measured beside it on a second copy of the model. Written: b
 
 from __future__ import annotations
 
-import argparse
 
 import common
 import torch
@@ -122,12 +121,7 @@ def plot(by_length: list[dict], by_seq: list[dict], settings: dict, path) -> Non
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    common.set_threads(args.threads)
+    args = common.part_arguments(argv, __doc__)
     device = common.device_of(args.device)
     settings = QUICK if args.quick else FULL
     say(f"== Cost curves: {settings['model']} (random weights), batch {settings['batch_size']}, "

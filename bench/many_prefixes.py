@@ -13,7 +13,6 @@ pass equals each row run alone with its own prefix (max |difference| of the logi
 
 from __future__ import annotations
 
-import argparse
 import copy
 import tempfile
 from pathlib import Path
@@ -63,11 +62,7 @@ def proof(bank: PrefixBank, tuned, names, batch) -> float:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    common.set_threads(args.threads)
+    args = common.part_arguments(argv, __doc__, device=False)
     s = QUICK if args.quick else FULL
     say(f"== Many prefixes, one model: {s['model']} (random weights), {s['tasks']} tasks, batches of {s['rows']} "
         f"rows x {s['seq_len']} tokens, {s['repeats']} interleaved repetitions, {args.threads} thread(s)")

@@ -15,7 +15,6 @@ the *direction* of each finding can be compared, and quick-mode differences with
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 
@@ -203,11 +202,7 @@ def plot(results: dict, path) -> None:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    common.set_threads(args.threads)
+    args = common.part_arguments(argv, __doc__, device=False)
     s = QUICK if args.quick else FULL
     data = load_dataset("movie-snippets")
     eval_set = data["validation"] if s["eval_items"] is None else data["validation"].select(range(s["eval_items"]))

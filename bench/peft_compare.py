@@ -10,7 +10,6 @@ prepends it inside its own attention function. The target: tutorlib's step no sl
 
 from __future__ import annotations
 
-import argparse
 import warnings
 
 import common
@@ -32,12 +31,7 @@ def peft_prefix_model(name: str):
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    common.set_threads(args.threads)
+    args = common.part_arguments(argv, __doc__)
     device = common.device_of(args.device)
     warnings.filterwarnings("ignore", category=FutureWarning)  # PEFT passes the deprecated past_key_values
     warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -11,7 +11,6 @@ but not the backward pass through every layer.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 
 import common
@@ -96,13 +95,8 @@ def report(rows: list[dict]) -> None:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small batches, 3 repetitions (minutes on 2 cores)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--models", default="", help="comma-separated subset of the model names")
-    args = parser.parse_args(argv)
-    common.set_threads(args.threads)
+    args = common.part_arguments(argv, __doc__, extra=lambda parser: parser.add_argument(
+        "--models", default="", help="comma-separated subset of the model names"))
     device = common.device_of(args.device)
     plan = QUICK if args.quick else FULL
     if args.models:
