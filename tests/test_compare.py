@@ -81,7 +81,8 @@ def test_table_names_every_metric_of_the_issue():
     table = result.table()
     for words in ["accuracy [95% CI]", "macro-F1", "clear acc", "ambiguous acc", "ECE", "rater r", "step (median)",
                   "tokens/s", "train time", "peak memory", "optimizer state", "checkpoint", "energy",
-                  "trainable params", "McNemar", "rater std > 0.82", "12 clear + 12 ambiguous"]:
+                  "trainable params", "McNemar", "rater std > 0.82", "12 clear + 12 ambiguous", "CPU s/step",
+                  "prefix start: random"]:
         assert words in table, words
     assert all(r["energy_kwh"] is not None and r["energy_method"] in table for r in result.rows)
 
@@ -96,7 +97,8 @@ def test_summarise_with_zero_shot_lead_reference_and_examples(tmp_path):
     assert len(result.examples["prefix"]) == 3
     assert len(result.paired_tests) == 3
     table = result.table()
-    for words in ["ROUGE-1", "ROUGE-2", "ROUGE-L", "lead sentence (reference)", "sign-flip"]:
+    for words in ["ROUGE-1", "ROUGE-2", "ROUGE-L", "lead sentence (reference)", "sign-flip",
+                  "prefix start: the model's own keys/values of 'Summarise"]:
         assert words in table
     assert "reference :" in result.examples_text()
     saved = sorted(p.name for p in (tmp_path / "out").iterdir())
