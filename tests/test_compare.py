@@ -221,3 +221,26 @@ def test_paired_sign_flip_test():
     assert paired_sign_flip_p(a + 0.1, a) < 0.001  # every item better by the same amount
     noise = np.random.default_rng(0).normal(0, 0.1, 30)
     assert paired_sign_flip_p(a + noise, a - noise) == paired_sign_flip_p(a + noise, a - noise)  # seeded
+
+
+def test_budget_overrides_shrink_a_run_and_are_checked():
+    result = run_sentiment(budget={"test_items": 6, "batch_size": 8})
+    assert result.row("full")["n"] == 6 and result.budget["batch_size"] == 8
+    assert result.data_summary["batches_per_epoch"] == 5  # 40 items / 8
+    with pytest.raises(ValueError, match="Unknown budget field 'epochs'"):
+        run_sentiment(budget={"epochs": 2})
+    with pytest.raises(ValueError, match="whole number >= 1"):
+        run_sentiment(budget={"batch_size": 0})
+    with pytest.raises(ValueError, match="summarisation setting"):
+        run_sentiment(budget={"max_new_tokens": 8})
+
+
+def test_find_results_loads_every_saved_comparison(tmp_path):
+    from tutorlib.results import find_results
+
+    run_sentiment(out_dir=tmp_path / "a", budget={"test_items": 6})
+    (tmp_path / "not-a-result").mkdir()
+    found = find_results(tmp_path)
+    assert list(found) == ["a"] and found["a"].row("prefix")["n"] == 6
+    with pytest.raises(FileNotFoundError, match="tutorlib compare"):
+        find_results(tmp_path / "missing")

@@ -114,7 +114,8 @@ BUDGETS = {
 def compare(task: str, *, model: str | None = None, dataset: str | None = None,
             methods: Sequence[str] | str = ("full", "prefix"), steps: int | None = None, prefix_length: int = 10,
             seed: int = 0, fast: bool | None = None, out_dir=None, progress: bool = True, tiny_data=None,
-            learning_rates: dict[str, float] | None = None, measure_energy: bool = True) -> ComparisonResult:
+            learning_rates: dict[str, float] | None = None, measure_energy: bool = True,
+            budget: dict | None = None) -> ComparisonResult:
     """Train and evaluate each method on ``task`` under one budget; return the :class:`ComparisonResult`.
 
     Args:
@@ -134,6 +135,8 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
             for tests and lessons with hand-made data.
         learning_rates: per-method overrides of :data:`LEARNING_RATES`, e.g. ``{"prefix": 3e-3}``.
         measure_energy: estimate each run's energy (codecarbon, else CPU-time; the method is recorded).
+        budget: overrides of the mode's :class:`Budget`, e.g. ``{"test_items": 4, "max_new_tokens": 16}``
+            for a lesson that must finish in seconds (whole numbers >= 1; None for "all" where allowed).
 
     Raises:
         ValueError: an unknown task, method, model or dataset (the message lists the valid ones),
@@ -146,7 +149,8 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
     task = check_task(task)
     methods = check_methods(task, methods)
     fast = fast_mode() if fast is None else bool(fast)
-    budget = BUDGETS[(task, fast)]
+    overrides = check_budget(task, budget)
+    budget = replace(BUDGETS[(task, fast)], **overrides)
     if steps is not None:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be a whole number >= 1 (got {steps!r}): with no training step there "
@@ -225,6 +229,24 @@ def check_methods(task: str, methods: Sequence[str] | str) -> list[str]:
     return names
 
 
+def check_budget(task: str, overrides: dict | None) -> dict:
+    """Budget overrides, checked: known fields, whole numbers >= 1 (None = all, for data sizes and steps)."""
+    overrides = dict(overrides or {})
+    known = set(Budget.__dataclass_fields__)
+    for name, value in overrides.items():
+        if name not in known:
+            raise ValueError(f"Unknown budget field {name!r}; the fields are: {', '.join(sorted(known))}.")
+        may_be_all = name in ("train_examples", "test_items", "steps")
+        if value is None and may_be_all:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"budget[{name!r}] must be a whole number >= 1{' or None (all)' if may_be_all else ''}; "
+                             f"got {value!r}.")
+    if task == "sentiment" and "max_new_tokens" in overrides:
+        raise ValueError("max_new_tokens is a summarisation setting (summary length); sentiment does not generate.")
+    return overrides
+
+
 def check_learning_rates(task: str, methods: list[str], overrides: dict[str, float] | None) -> dict[str, float]:
     """The learning rate of every trained method: the documented default unless overridden."""
     overrides = dict(overrides or {})
@@ -260,7 +282,9 @@ def compare_main(args) -> int:
     """``tutorlib compare``: run :func:`compare` from parsed arguments, print the tables, return 0.
 
     ``args``: task, model, dataset, methods (comma-separated), steps, prefix_length, seed, fast
-    (True = fast; False = full mode unless ``TUTORLIB_FAST=1``), out.
+    (True = fast; False = full mode unless ``TUTORLIB_FAST=1``), out. ``kill PID`` (SIGTERM) stops it
+    like Ctrl-C, but only once the running PyTorch operation returns (Python handles signals between
+    operations: up to one training step, or one generated token batch), then removes the staging folder.
     """
     started = time.perf_counter()
     if threading.current_thread() is threading.main_thread():

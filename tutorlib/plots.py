@@ -135,9 +135,9 @@ def plot_clear_vs_ambiguous(result):
     return _done(fig)
 
 
-def plot_training_curves(histories, smooth: int = 5):
-    """Training loss per step for each method (thin: raw; thick: moving average of ``smooth`` steps).
-    ``histories``: a ComparisonResult, or a dict method -> History."""
+def plot_training_curves(histories, smooth: int | None = None):
+    """Training loss per step for each method (thin: raw; thick: moving average of ``smooth`` steps,
+    default 1/20 of the run, at least 5). ``histories``: a ComparisonResult, or a dict method -> History."""
     histories = getattr(histories, "histories", histories)
     if not histories:
         raise ValueError("No training history to plot (zero-shot methods do not train).")
@@ -145,7 +145,7 @@ def plot_training_curves(histories, smooth: int = 5):
     for method, h in histories.items():
         colour = _colour(method)
         ax.plot(h.step, h.loss, color=colour, alpha=0.3, lw=1)
-        k = max(1, min(smooth, len(h.loss)))
+        k = max(1, min(smooth or max(5, len(h.loss) // 20), len(h.loss)))
         avg = [sum(h.loss[max(0, i - k + 1):i + 1]) / len(h.loss[max(0, i - k + 1):i + 1]) for i in range(len(h.loss))]
         ax.plot(h.step, avg, color=colour, lw=2, label=method)
     ax.set_xlabel("step")

@@ -124,6 +124,16 @@ class ComparisonResult:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def find_results(root="results") -> dict[str, ComparisonResult]:
+    """Every saved comparison under ``root`` (one folder level down), by folder name, e.g.
+    ``find_results()["sentiment"]``. Folders without a results.json are skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder; run `tutorlib compare ... --out {root}/NAME` first.")
+    return {folder.name: ComparisonResult.load(folder) for folder in sorted(root.iterdir())
+            if (folder / RESULTS_FILE).is_file()}
+
+
 def _json_safe(value):
     """Tuples -> lists, NaN/inf -> None (JSON has no NaN), recursively."""
     if isinstance(value, float) and not math.isfinite(value):
