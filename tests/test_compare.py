@@ -76,6 +76,15 @@ def test_rows_hold_quality_cost_and_parameters_for_each_method():
     assert list(result.to_dataframe()["method"]) == ["full", "prefix"]
 
 
+def test_prefix_mlp_trains_its_head_at_its_own_rate():
+    result = run_sentiment(methods="prefix,prefix-mlp")
+    mlp = result.row("prefix-mlp")
+    assert mlp["lr"] == 1e-4 and mlp["lr_by_name"] == {"model.head.": 1e-2}
+    assert result.row("prefix")["lr_by_name"] is None  # the plain prefix and its head share 1e-2
+    assert "prefix-mlp 0.0001 (model.head.* 0.01)" in result.table()
+    assert mlp["stored_params"] == result.row("prefix")["stored_params"]  # the MLP is dropped when stored
+
+
 def test_table_names_every_metric_of_the_issue():
     result = run_sentiment(measure_energy=True)
     table = result.table()

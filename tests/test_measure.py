@@ -35,7 +35,7 @@ def half_frozen_model():
 
 def test_parameter_counts_and_bytes():
     model, _ = half_frozen_model()
-    total, trainable = count_parameters(model), count_parameters(model, trainable_only=True)
+    total, trainable = count_parameters(model).total, count_parameters(model).trainable
     frozen = sum(p.numel() for p in model.encoder.embeddings.parameters())
     assert 0 < trainable == total - frozen
     assert parameter_bytes(model) == 4 * total  # fp32
@@ -51,7 +51,7 @@ def test_adamw_state_is_two_fp32_moments_per_trainable_parameter():
     batch = dict(tok(["a b", "c"], return_tensors="pt", padding=True), labels=torch.tensor([0, 1]))
     model(**batch).loss.backward()
     optimizer.step()
-    n = count_parameters(model, trainable_only=True)
+    n = count_parameters(model).trainable
     assert optimizer_state_bytes(optimizer) == 2 * 4 * n
     step_counters = optimizer_state_bytes(optimizer, include_step=True) - 2 * 4 * n
     assert step_counters == len(trainable) * optimizer.state[trainable[0]]["step"].element_size()
@@ -148,7 +148,7 @@ def test_run_cost_bundles_a_training_run(tmp_path):
     path = tmp_path / "head.pt"
     torch.save(model.head.state_dict(), path)
     cost = run_cost(history, model, [path], name="head+encoder")
-    trainable = count_parameters(model, trainable_only=True)
+    trainable = count_parameters(model).trainable
     assert cost.trainable_params == trainable and cost.optimizer_state_bytes == 8 * trainable
     assert cost.checkpoint_bytes == path.stat().st_size and cost.steps == 4
     assert cost.peak_memory_mb >= cost.peak_memory_increase_mb >= 0 and cost.memory_kind == "cpu-rss"

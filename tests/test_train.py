@@ -221,3 +221,38 @@ def test_history_is_json_and_a_dataframe():
     assert list(history.as_dataframe(evals=True)["step"]) == [2, 4]
     assert list(frame["step"]) == [1, 2, 3, 4] and (frame["peak_memory_mb"] > 0).all()
     assert history.memory_kind == "cpu-rss" and history.optimizer_state_bytes == 8 * history.trainable_params
+
+
+def test_own_learning_rate_by_parameter_name():
+    """prefix-mlp's MLP and its new head want rates ~100x apart: lr_by_name gives the head its own."""
+    from tutorlib.prefix import attach_prefix
+    from tutorlib.train import parameter_groups
+
+    model, tok = load_model("tiny-bert", task="classification")
+    method = attach_prefix(model, 4, reparameterise=True)
+    config = quiet(steps=4, lr=1e-4, warmup=0, schedule="constant", lr_by_name={"model.head.": 1e-2})
+    groups = parameter_groups(method, config)
+    by_id = {id(p): g["lr"] for g in groups for p in g["params"]}
+    rates = {name: by_id[id(p)] for name, p in method.named_parameters() if p.requires_grad}
+    assert rates == {name: 1e-2 if name.startswith("model.head.") else 1e-4 for name in rates}
+    assert groups[0]["lr"] == 1e-4  # the rate the history records
+    assert sum(len(g["params"]) for g in groups) == len(rates)  # each parameter in exactly one group
+    # The head moves ~100x further than it would at the MLP's rate: train twice and compare its change.
+    moved = {}
+    for name, extra in (("own", {"model.head.": 1e-2}), ("shared", None)):
+        model, _ = load_model("tiny-bert", task="classification")
+        method = attach_prefix(model, 4, reparameterise=True)
+        before = method.model.head.weight.detach().clone()
+        history = train(method, [cls_batch(tok)], quiet(steps=3, lr=1e-4, warmup=0, schedule="constant",
+                                                          lr_by_name=extra), progress=False)
+        assert history.lr == [1e-4] * 3
+        moved[name] = (method.model.head.weight.detach() - before).abs().max().item()
+    assert moved["own"] > 20 * moved["shared"]
+
+
+def test_own_learning_rate_mistakes_are_explained():
+    model, tok = load_model("tiny-gpt2")
+    with pytest.raises(ValueError, match="no trainable parameter's name starts with"):
+        train(model, [lm_batch(tok)], quiet(steps=1, lr_by_name={"head.": 1e-2}), progress=False)
+    with pytest.raises(ValueError, match="learning rates > 0"):
+        quiet(steps=1, lr_by_name={"transformer.": 0})

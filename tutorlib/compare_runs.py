@@ -23,7 +23,8 @@ import numpy as np
 
 from tutorlib.data import load_dataset
 from tutorlib.finetune import prepare_full_finetuning
-from tutorlib.measure import RunCost, count_parameters, run_cost
+from tutorlib.measure import RunCost, run_cost
+from tutorlib.parameters import count_parameters
 from tutorlib.models import load_model
 from tutorlib.parameters import parameter_summary
 from tutorlib.prefix import attach_prefix
@@ -143,13 +144,15 @@ def evaluate(task: str, tuned, tokenizer, data: PreparedData, budget) -> tuple[d
 
 def run_method(method: str, *, task: str, model_name: str, data: PreparedData, budget, lr: float | None,
                prefix_length: int, seed: int, checkpoint_root: Path, progress: bool = True,
-               measure_energy: bool = True, prefix_init_text: str | None = None) -> MethodRun:
-    """Fresh model -> wrap -> train (``data.steps`` steps) -> evaluate -> checkpoint -> one row."""
+               measure_energy: bool = True, prefix_init_text: str | None = None,
+               lr_by_name: dict[str, float] | None = None) -> MethodRun:
+    """Fresh model -> wrap -> train (``data.steps`` steps) -> evaluate -> checkpoint -> one row.
+    ``lr_by_name``: own rates for some parameters (see :class:`~tutorlib.train.TrainConfig`)."""
     model, tokenizer = load_model(model_name, task=MODEL_TASK[task], seed=seed)  # a fresh copy per method
     tuned = wrap(method, model, prefix_length, seed, model_name, prefix_init_text, tokenizer)
     history = None
     if method != "zero-shot":
-        config = TrainConfig(steps=data.steps, lr=lr, seed=seed, measure_energy=measure_energy)
+        config = TrainConfig(steps=data.steps, lr=lr, lr_by_name=lr_by_name, seed=seed, measure_energy=measure_energy)
         history = train(tuned, data.batches, config, progress=progress)
         if history.interrupted:  # stopping: no evaluation of a half-trained model
             return MethodRun(method, {"method": method, "interrupted": True, "steps_done": len(history.loss)},
@@ -159,7 +162,7 @@ def run_method(method: str, *, task: str, model_name: str, data: PreparedData, b
     eval_seconds = time.perf_counter() - started
     if history is None:
         cost = {f.name: None for f in fields(RunCost)}
-        cost.update(steps=0, trainable_params=0, total_params=count_parameters(tuned), checkpoint_bytes=0)
+        cost.update(steps=0, trainable_params=0, total_params=count_parameters(tuned).total, checkpoint_bytes=0)
         stored = 0
     else:
         paths = tuned.save_checkpoint(Path(checkpoint_root) / method)
@@ -169,7 +172,7 @@ def run_method(method: str, *, task: str, model_name: str, data: PreparedData, b
     losses = history.loss if history is not None else []
     tail = losses[-max(1, len(losses) // 10):] if losses else []
     energy = history.energy if history is not None else None
-    row = {"method": method, "lr": lr, "interrupted": False, **quality,
+    row = {"method": method, "lr": lr, "lr_by_name": lr_by_name, "interrupted": False, **quality,
            "final_loss": float(np.mean(tail)) if tail else None, "eval_seconds": eval_seconds, **cost,
            # CPU-seconds of this process per step (all threads): far less sensitive than wall time to
            # other programs sharing the cores; None without an energy meter (it records them).

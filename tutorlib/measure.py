@@ -2,7 +2,7 @@
 
     >>> import torch
     >>> layer = torch.nn.Linear(4, 2)                       # 4 x 2 weights + 2 biases
-    >>> count_parameters(layer), parameter_bytes(layer)     # fp32: 4 bytes each
+    >>> count_parameters(layer).total, parameter_bytes(layer)     # fp32: 4 bytes each
     (10, 40)
 
 Units: bytes are bytes, ``*_mb`` are MiB (2**20 bytes), seconds are wall-clock seconds, energy is kWh.
@@ -29,14 +29,11 @@ import psutil
 import torch
 from torch import nn
 
+from tutorlib.parameters import count_parameters  # the kit has one parameter counter
+
 MB = 2**20  # bytes in one MiB; the kit writes "MB" for MiB, as most tools do
 
 # ----------------------------------------------------------------------------- parameters and bytes
-
-
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (elements, not tensors); shared (tied) weights are counted once."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
 def parameter_bytes(module: nn.Module, trainable_only: bool = False) -> int:
@@ -353,11 +350,12 @@ def run_cost(history, method: nn.Module, checkpoint_paths: Iterable[str | os.Pat
     timing = summarize_step_times(history.seconds, history.tokens, warmup_steps)
     energy = energy or history.energy
     peak = max(history.peak_memory_mb)
+    counted = count_parameters(method)
     return RunCost(
         name=name, device=history.device, steps=len(history.loss), median_step_seconds=timing.median_s,
         tokens_per_second=timing.tokens_per_s, train_seconds=sum(history.seconds), peak_memory_mb=peak,
         peak_memory_increase_mb=peak - history.memory_baseline_mb, memory_kind=history.memory_kind,
-        trainable_params=count_parameters(method, trainable_only=True), total_params=count_parameters(method),
+        trainable_params=counted.trainable, total_params=counted.total,
         optimizer_state_bytes=history.optimizer_state_bytes,
         checkpoint_bytes=None if checkpoint_paths is None else checkpoint_bytes(checkpoint_paths),
         energy_kwh=energy.kwh if energy else None, energy_method=energy.method if energy else None,

@@ -111,7 +111,10 @@ def _header(result) -> list[str]:
     lines.append(test)
     lines += [f"note: {d[k]}" for k in ("note", "prompt") if d.get(k)]
     if result.learning_rates:
-        lines.append("learning rates: " + ", ".join(f"{m} {lr:g}" for m, lr in result.learning_rates.items()))
+        own = {row["method"]: row.get("lr_by_name") for row in result.rows if row.get("lr_by_name")}
+        lines.append("learning rates: " + ", ".join(
+            f"{m} {lr:g}" + "".join(f" ({name}* {rate:g})" for name, rate in (own.get(m) or {}).items())
+            for m, lr in result.learning_rates.items()))
     if any(r["method"].startswith("prefix") for r in result.rows):
         words = getattr(result, "prefix_init_text", None)
         lines.append("prefix start: " + (f"the model's own keys/values of {words!r}" if words

@@ -30,7 +30,8 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from tutorlib.measure import EnergyEstimate, EnergyMeter, PeakMemory, count_parameters, optimizer_state_bytes
+from tutorlib.measure import EnergyEstimate, EnergyMeter, PeakMemory, optimizer_state_bytes
+from tutorlib.parameters import count_parameters
 
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}  # ours -> transformers'
 
@@ -45,6 +46,9 @@ class TrainConfig:
 
     steps: int = _option(100, "optimizer updates to make; the batches are cycled until then")
     lr: float = _option(1e-3, "peak learning rate, reached at the end of warm-up")
+    lr_by_name: dict[str, float] | None = _option(
+        None, "own peak learning rates for some parameters, by name prefix, e.g. {'model.head.': 1e-2}; "
+              "the longest matching prefix wins, the other parameters use `lr`")
     warmup: float = _option(0.1, "warm-up (lr rising from 0): a fraction of `steps` if below 1, else a number of steps")
     schedule: str = _option("linear", "after warm-up: 'linear' or 'cosine' decay to 0, or 'constant'")
     weight_decay: float = _option(0.0, "AdamW weight decay, on matrices only (not on biases or norms)")
@@ -62,6 +66,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig needs steps >= 1, lr > 0, warmup >= 0; got {self.steps}, {self.lr}, {self.warmup}.")
         if self.warmup >= 1 and self.warmup != int(self.warmup):
             raise ValueError(f"warmup={self.warmup}: use a fraction below 1 (e.g. 0.1) or a whole number of steps.")
+        for name, rate in (self.lr_by_name or {}).items():
+            if not isinstance(name, str) or not isinstance(rate, (int, float)) or rate <= 0:
+                raise ValueError(f"lr_by_name maps parameter-name prefixes to learning rates > 0, e.g. "
+                                 f"{{'model.head.': 1e-2}}; got {name!r}: {rate!r}.")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
 
@@ -163,12 +171,10 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
     params = [p for p in method.parameters() if p.requires_grad]
     if not params:
         raise ValueError("The method has no trainable parameters (none has requires_grad=True): nothing to train.")
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]  # no decay on biases, norms
-    optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
+    optimizer = torch.optim.AdamW(parameter_groups(method, config), lr=config.lr, betas=config.betas)
     scheduler = get_scheduler(SCHEDULES[config.schedule], optimizer, num_warmup_steps=config.warmup_steps,
                               num_training_steps=config.steps)
-    history = History(device=str(device), trainable_params=count_parameters(method, trainable_only=True),
+    history = History(device=str(device), trainable_params=count_parameters(method).trainable,
                       config=asdict(config))
     was_training, started, batches = method.training, time.perf_counter(), _cycle(train_batches)
     # Energy first: codecarbon's import and ~2.5 s set-up must not count as training memory or time.
@@ -234,6 +240,24 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
 
 
 # ----------------------------------------------------------------------------- the loop's helpers
+
+
+def parameter_groups(method: nn.Module, config: TrainConfig) -> list[dict]:
+    """AdamW's parameter groups: one per (learning rate, weight decay). Biases and norms (1-D tensors) get no
+    decay; a parameter whose name starts with a key of ``config.lr_by_name`` gets that rate (longest key
+    wins). The first group always holds ``config.lr``: it is the rate the history records."""
+    rates = dict(config.lr_by_name or {})
+    named = [(name, p) for name, p in method.named_parameters() if p.requires_grad]
+    unmatched = [key for key in rates if not any(name.startswith(key) for name, _ in named)]
+    if unmatched:
+        raise ValueError(f"lr_by_name has {unmatched} but no trainable parameter's name starts with it; "
+                         f"trainable names look like: {', '.join(name for name, _ in named[:4])}, ...")
+    groups: dict[tuple[float, bool], list] = {(config.lr, True): [], (config.lr, False): []}
+    for name, p in named:
+        key = max((k for k in rates if name.startswith(k)), key=len, default=None)
+        groups.setdefault((rates[key] if key else config.lr, p.ndim >= 2), []).append(p)
+    return [{"params": ps, "lr": lr, "weight_decay": config.weight_decay if decays else 0.0}
+            for (lr, decays), ps in groups.items() if ps or lr == config.lr]
 
 
 def _cycle(batches: Iterable) -> Iterator:
