@@ -24,9 +24,8 @@ import numpy as np
 from tutorlib.data import load_dataset
 from tutorlib.finetune import prepare_full_finetuning
 from tutorlib.measure import RunCost, run_cost
-from tutorlib.parameters import count_parameters
 from tutorlib.models import load_model
-from tutorlib.parameters import parameter_summary
+from tutorlib.parameters import count_parameters, parameter_summary
 from tutorlib.prefix import attach_prefix
 from tutorlib.tasks import sentiment, summarise
 from tutorlib.tasks.metrics import mcnemar
