@@ -126,12 +126,13 @@ class ComparisonResult:
 
 def find_results(root="results") -> dict[str, ComparisonResult]:
     """Every saved comparison under ``root`` (one folder level down), by folder name, e.g.
-    ``find_results()["sentiment"]``. Folders without a results.json are skipped."""
+    ``find_results()["sentiment"]``. Folders without a results.json are skipped, and so are hidden ones
+    (a comparison still being written stages in a dot-folder)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder; run `tutorlib compare ... --out {root}/NAME` first.")
     return {folder.name: ComparisonResult.load(folder) for folder in sorted(root.iterdir())
-            if (folder / RESULTS_FILE).is_file()}
+            if (folder / RESULTS_FILE).is_file() and not folder.name.startswith(".")}
 
 
 def _json_safe(value):
