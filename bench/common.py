@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `python bench/run.py`
 
-from tutorlib.measure import PeakMemory, optimizer_state_bytes  # noqa: E402
+from tutorlib.training.measure import PeakMemory, optimizer_state_bytes  # noqa: E402
 
 # Random GPT-2 configs at the sizes of the real ones (no pretrained GPT-2 weights exist offline;
 # speed and memory depend on the shapes only).
@@ -108,7 +108,7 @@ def load(name: str, seed: int = 0):
     """A model by benchmark name: a GPT2_SIZES key (random weights) or a tutorlib model name."""
     if name in GPT2_SIZES:
         return random_gpt2(name, seed)
-    from tutorlib.models import load_model
+    from tutorlib.loading.models import load_model
 
     return load_model(name, seed=seed)[0]
 
@@ -129,7 +129,7 @@ def classification_batch(vocab: int, batch_size: int, seq_len: int, seed: int = 
 
 def batch_for(model, batch_size: int, seq_len: int, seed: int = 0) -> dict:
     """The right kind of random batch for a causal LM or a classifier."""
-    from tutorlib.finetune import pretrained_part, task_of
+    from tutorlib.methods.full import pretrained_part, task_of
 
     vocab = pretrained_part(model).config.vocab_size
     maker = lm_batch if task_of(model) == "causal-lm" else classification_batch
@@ -140,7 +140,7 @@ def batch_for(model, batch_size: int, seq_len: int, seed: int = 0) -> dict:
 
 
 class TimedStep:
-    """One training step exactly as tutorlib.train makes it (forward, backward, clip to norm 1, AdamW
+    """One training step exactly as tutorlib.training.loop makes it (forward, backward, clip to norm 1, AdamW
     update, gradients set to None), timed by phase and watched by PeakMemory.
 
     Calling it returns ``{"forward_s", "backward_s", "optimizer_s", "step_s"}`` (seconds per phase).

@@ -15,9 +15,9 @@ import torch
 from common import say
 from torch import nn
 
-from tutorlib.finetune import prepare_full_finetuning
-from tutorlib.flops import prefix_full_limit
-from tutorlib.prefix import attach_prefix
+from tutorlib.methods.full import prepare_full_finetuning
+from tutorlib.training.flops import prefix_full_limit
+from tutorlib.methods.prefix.model import attach_prefix
 
 # batch_size and seq_len: the prefix-length sweep; seq_batch_size: the sequence-length sweep.
 QUICK = dict(model="distilgpt2-size", batch_size=2, seq_len=128, lengths=[1, 10, 50, 200],

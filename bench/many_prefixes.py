@@ -3,7 +3,7 @@
     .venv/bin/python bench/many_prefixes.py --quick        # or: bench/run.py --only many-prefixes
 
 K tasks (customers) send rows; a batch holds B rows from all of them, in arrival order. Served:
-  mixed      one forward pass of the frozen model, each row with its own prefix (tutorlib.serving.PrefixBank)
+  mixed      one forward pass of the frozen model, each row with its own prefix (tutorlib.methods.prefix.serving.PrefixBank)
   grouped    the same prefixes, one pass per task (what you would do without per-row prefixes)
   resident   K fine-tuned models, all kept in memory, one pass per task
   swapped    one model in memory; each task's fine-tuned weights loaded from disk before its rows
@@ -22,9 +22,9 @@ import safetensors.torch
 import torch
 from common import say
 
-from tutorlib.measure import MB, parameter_bytes
-from tutorlib.prefix import attach_prefix
-from tutorlib.serving import PrefixBank
+from tutorlib.training.measure import MB, parameter_bytes
+from tutorlib.methods.prefix.model import attach_prefix
+from tutorlib.methods.prefix.serving import PrefixBank
 
 QUICK = dict(model="distilgpt2-size", tasks=4, rows=8, seq_len=64, prefix_length=10, repeats=3)
 FULL = dict(model="gpt2-small", tasks=8, rows=32, seq_len=128, prefix_length=10, repeats=7)

@@ -15,7 +15,6 @@ the *direction* of each finding can be compared, and quick-mode differences with
 
 from __future__ import annotations
 
-import math
 import time
 
 import common
@@ -25,13 +24,13 @@ from common import say
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from tutorlib.data import load_dataset
-from tutorlib.finetune import prepare_full_finetuning
-from tutorlib.models import load_model
-from tutorlib.prefix import attach_prefix
+from tutorlib.loading.data import load_dataset
+from tutorlib.methods.full import prepare_full_finetuning
+from tutorlib.loading.models import load_model
+from tutorlib.methods.prefix.model import attach_prefix
 from tutorlib.tasks.metrics import wilson_interval
 from tutorlib.tasks.sentiment import make_batches, predict_positive
-from tutorlib.train import TrainConfig, TrainingDiverged, train
+from tutorlib.training.loop import TrainConfig, TrainingDiverged, train
 
 MODEL = "minilm-l6"
 QUICK = dict(eval_items=300, batch_size=16, max_length=64, epochs=5, min_steps=15, max_steps=30, seeds=[0],
@@ -39,7 +38,7 @@ QUICK = dict(eval_items=300, batch_size=16, max_length=64, epochs=5, min_steps=1
 FULL = dict(eval_items=None, batch_size=16, max_length=64, epochs=10, min_steps=50, max_steps=400, seeds=[0, 1, 2],
             lengths=[1, 5, 10, 20, 50, 100, 200], emb_lengths=[1, 10, 20], sizes=[50, 100, 200, 500],
             full_data_steps=400)
-# One learning rate per method, shared by the trainable part and the new classifier head (tutorlib.train
+# One learning rate per method, shared by the trainable part and the new classifier head (tutorlib.training.loop
 # has one lr). "prefix-mlp (own lr)": the MLP at 1e-4, the head at 1e-2 (see train_with_two_rates).
 LEARNING_RATE = {"full": 1e-4, "prefix": 1e-2, "prefix-mlp": 1e-2, "embedding-only": 1e-2}
 MLP_OWN_LR = 1e-4
@@ -86,8 +85,8 @@ _BATCHES: dict = {}
 
 
 def train_with_two_rates(method, batches, steps: int, prefix_lr: float, head_lr: float, seed: int) -> None:
-    """tutorlib.train's step (AdamW, 10% warm-up then linear decay, clipping at 1) with two learning
-    rates: the prefix encoder's and the head's. tutorlib.train has one lr for everything, and the MLP
+    """tutorlib.training.loop's step (AdamW, 10% warm-up then linear decay, clipping at 1) with two learning
+    rates: the prefix encoder's and the head's. tutorlib.training.loop has one lr for everything, and the MLP
     variant needs a ~100x smaller one than the head: its output moves by ~(hidden width) x lr per step."""
     from transformers import get_scheduler
 

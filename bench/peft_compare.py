@@ -15,7 +15,7 @@ import warnings
 import common
 from common import say
 
-from tutorlib.prefix import attach_prefix
+from tutorlib.methods.prefix.model import attach_prefix
 
 PREFIX_LENGTH = 10
 QUICK = ("distilgpt2-size", 2, 128, 5)  # model, batch size, sequence length, repetitions

@@ -30,7 +30,7 @@ PARTS = {"step-costs": "step_costs.py", "peft": "peft_compare.py", "cost-curves"
 RESULTS = {"step-costs": "step_costs", "peft": "peft_compare", "cost-curves": "cost_curves", "paper": "paper",
            "many-prefixes": "many_prefixes"}
 DECODERS = ("smollm2-135m", "gpt2-small", "distilgpt2-size")
-TAKES_DEVICE = ("step-costs", "peft", "cost-curves")  # paper trains with tutorlib.train (device "auto")
+TAKES_DEVICE = ("step-costs", "peft", "cost-curves")  # paper trains with tutorlib.training.loop (device "auto")
 
 
 def run_part(part: str, quick: bool, threads: int, device: str = "cpu") -> float:

@@ -5,7 +5,7 @@
 For each model: step time by phase (forward, backward, optimizer), the step's peak memory increase,
 optimizer-state bytes and checkpoint bytes, for both methods, interleaved (full, prefix, prefix, full,
 ...), medians of several repetitions. Beside the measured time ratio prefix/full stands the FLOP-count
-limit (tutorlib.flops.prefix_full_limit): about 2/3, because prefix tuning skips the weight gradients
+limit (tutorlib.training.flops.prefix_full_limit): about 2/3, because prefix tuning skips the weight gradients
 but not the backward pass through every layer.
 """
 
@@ -16,10 +16,10 @@ import tempfile
 import common
 from common import say
 
-from tutorlib.finetune import prepare_full_finetuning, pretrained_part, task_of
-from tutorlib.flops import explain_limit, inference_overhead, prefix_full_limit
-from tutorlib.measure import MB, checkpoint_bytes, parameter_bytes
-from tutorlib.prefix import attach_prefix
+from tutorlib.methods.full import prepare_full_finetuning, pretrained_part, task_of
+from tutorlib.training.flops import explain_limit, inference_overhead, prefix_full_limit
+from tutorlib.training.measure import MB, checkpoint_bytes, parameter_bytes
+from tutorlib.methods.prefix.model import attach_prefix
 
 # (model, batch size, sequence length): quick fits a shared 2-core CPU; full is the fairer picture.
 QUICK = [("minilm-l6", 16, 64), ("smollm2-135m", 2, 128), ("gpt2-small", 2, 128), ("distilgpt2-size", 2, 128)]
@@ -89,7 +89,7 @@ def report(rows: list[dict]) -> None:
                             ("mem_prefix", "prefix peak MB", "{:.0f}"), ("ckpt", "ckpt %", "{:.4f}"),
                             ("infer", "inference w/ prefix", "{:.3f}"), ("infer_flops", "its FLOP ratio", "{:.3f}")]))
     say("  step ratio = prefix step / full step (whole step); fwd+bwd ratio = the same without the optimizer "
-        "update;\n  FLOP limit = tutorlib.flops.prefix_full_limit; peak MB = weights + optimizer state + the "
+        "update;\n  FLOP limit = tutorlib.training.flops.prefix_full_limit; peak MB = weights + optimizer state + the "
         "step's own peak; ckpt % = prefix checkpoint / full checkpoint;\n  inference w/ prefix = "
         "forward time (no gradients) with the P=10 prefix / without it (the frozen model alone).")
 

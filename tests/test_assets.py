@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tutorlib import assets
+from tutorlib.loading import assets
 
 PAYLOAD = b"pretend these are model weights\n" * 1000
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from datasets import Dataset, DatasetDict
 
-from tutorlib.compare import compare, compare_main
-from tutorlib.compare_runs import paired_sign_flip_p
-from tutorlib.results import ComparisonResult
+from tutorlib.cli import cmd_compare as compare_main
+from tutorlib.experiments.compare import compare
+from tutorlib.experiments.runs import paired_sign_flip_p
+from tutorlib.experiments.results import ComparisonResult
 
 WORDS_POS = ["great", "warm", "funny", "moving", "superb"]
 WORDS_NEG = ["dull", "awful", "flat", "boring", "weak"]
@@ -174,7 +175,7 @@ def test_unwritable_output_folder_fails_first_and_leaves_nothing(tmp_path):
 
 
 def test_a_crash_midway_leaves_nothing_half_written(tmp_path, monkeypatch):
-    import tutorlib.compare_runs as runs
+    import tutorlib.experiments.runs as runs
 
     real = runs.evaluate
     calls = []
@@ -192,7 +193,7 @@ def test_a_crash_midway_leaves_nothing_half_written(tmp_path, monkeypatch):
 
 
 def test_interrupted_training_stops_the_comparison_and_writes_nothing(tmp_path, monkeypatch):
-    import tutorlib.compare_runs as runs
+    import tutorlib.experiments.runs as runs
 
     real_train = runs.train
 
@@ -211,7 +212,7 @@ def test_interrupted_training_stops_the_comparison_and_writes_nothing(tmp_path, 
 def test_cli_entry_point(tmp_path, capsys, monkeypatch):
     import argparse
 
-    import tutorlib.compare as cmp
+    import tutorlib.experiments.compare as cmp
 
     real = cmp.compare
     monkeypatch.setattr(cmp, "compare", lambda task, **kw: real(task, **{**kw, "tiny_data": tiny_sentiment(),
@@ -245,7 +246,7 @@ def test_budget_overrides_shrink_a_run_and_are_checked():
 
 
 def test_find_results_loads_every_saved_comparison(tmp_path):
-    from tutorlib.results import find_results
+    from tutorlib.experiments.results import find_results
 
     run_sentiment(out_dir=tmp_path / "a", budget={"test_items": 6})
     (tmp_path / "not-a-result").mkdir()

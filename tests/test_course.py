@@ -6,10 +6,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from tutorlib.course import (
+from tutorlib.cli import build_main
+from tutorlib.course.builder import (
     CourseError,
     build_exercises,
-    build_main,
     check_exercises_in_sync,
     make_exercise,
 )

@@ -6,8 +6,8 @@ import statistics
 import datasets
 import pytest
 
-from tutorlib import assets, data, data_sources
-from tutorlib.data import DATASETS, UnknownDatasetError, describe_datasets, load_dataset
+from tutorlib.loading import assets, data, readers
+from tutorlib.loading.data import DATASETS, UnknownDatasetError, describe_datasets, load_dataset
 
 # Row counts of the published files after the documented drops (see each split's description).
 EXPECTED_SPLITS = {
@@ -87,7 +87,7 @@ def test_aclsum_one_row_per_paper_and_aspect_in_published_splits():
     assert [len(papers[s]) for s in data.SPLITS] == [100, 50, 100]
     assert not (papers["train"] & papers["test"] or papers["validation"] & papers["test"])
     rows = acl["test"].to_pandas()
-    assert rows.aspect.value_counts().to_dict() == {a: 100 for a in data_sources.ASPECTS}
+    assert rows.aspect.value_counts().to_dict() == {a: 100 for a in readers.ASPECTS}
     assert (rows.summary.str.strip().str.len() > 0).all()
     assert rows.groupby(rows.id.str.rsplit("/", n=1).str[0]).summary.nunique().eq(3).all()
     assert not rows.document.str.contains(r" [,.;:)]", regex=True).any()  # detokenised
@@ -122,11 +122,11 @@ def test_first_load_writes_the_cache_atomically_and_later_loads_only_read_it(
 
 
 def test_literal_text_fields_are_read_without_eval():
-    assert data_sources._as_python("{'challenge': 'a', 'n': [1, 2]}") == {
+    assert readers._as_python("{'challenge': 'a', 'n': [1, 2]}") == {
         "challenge": "a", "n": [1, 2]}
-    assert data_sources._as_python({"already": "parsed"}) == {"already": "parsed"}
+    assert readers._as_python({"already": "parsed"}) == {"already": "parsed"}
     with pytest.raises(ValueError):
-        data_sources._as_python("__import__('os').getcwd()")
+        readers._as_python("__import__('os').getcwd()")
 
 
 def test_unknown_name_says_what_exists_and_that_hub_names_need_network():

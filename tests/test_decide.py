@@ -4,8 +4,8 @@ import doctest
 
 import pytest
 
-from tutorlib import decide
-from tutorlib.decide import Budget, break_even_customers, recommend, storage_for_customers
+from tutorlib.experiments import decide
+from tutorlib.experiments.decide import Budget, break_even_customers, recommend, storage_for_customers
 
 
 def rows(full_acc=0.85, prefix_acc=0.81):

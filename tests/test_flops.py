@@ -3,7 +3,7 @@
 import pytest
 from transformers import BertConfig, GPT2Config, LlamaConfig
 
-from tutorlib.flops import explain_limit, inference_overhead, model_dims, prefix_full_limit, step_flops
+from tutorlib.training.flops import explain_limit, inference_overhead, model_dims, prefix_full_limit, step_flops
 
 
 def tiny_gpt2():

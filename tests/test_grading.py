@@ -11,18 +11,15 @@ import pytest
 import torch
 from nbformat.v4 import new_code_cell, new_notebook
 
-from tutorlib.grading import (
+from tutorlib.cli import grade_main
+from tutorlib.course.autograde import grade_notebooks, learner_message
+from tutorlib.course.report import GradeReport, NotebookResult, QuestionResult
+from tutorlib.course.checks import (
     AnswerError,
-    GradeReport,
-    NotebookResult,
-    QuestionResult,
     check_close,
     check_equal,
     check_tensor,
     check_true,
-    grade_main,
-    grade_notebooks,
-    learner_message,
 )
 
 FIXTURES = Path(__file__).parent / "notebooks"

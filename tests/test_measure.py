@@ -5,9 +5,8 @@ import time
 
 import pytest
 import torch
-from torch import nn
 
-from tutorlib.measure import (
+from tutorlib.training.measure import (
     ASSUMED_WATTS_PER_CORE,
     EnergyMeter,
     PeakMemory,
@@ -20,8 +19,8 @@ from tutorlib.measure import (
     summarize_step_times,
     time_steps,
 )
-from tutorlib.models import load_model
-from tutorlib.train import TrainConfig, train
+from tutorlib.loading.models import load_model
+from tutorlib.training.loop import TrainConfig, train
 
 
 def half_frozen_model():

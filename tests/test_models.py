@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from tutorlib import models
-from tutorlib.models import KNOWN_MODELS, SequenceClassifier, UnknownModelError, load_model
+from tutorlib.loading import models
+from tutorlib.loading.models import KNOWN_MODELS, SequenceClassifier, UnknownModelError, load_model
 
 # (name, task) pairs that make sense: BERT encoders cannot generate.
 TINY_TASKS = [
@@ -107,7 +107,7 @@ def test_prepare_offline_model_refuses_other_names():
 def test_a_crashed_conversion_leaves_nothing_that_is_trusted(tmp_path, monkeypatch):
     import transformers
 
-    from tutorlib import gguf_convert
+    from tutorlib.loading import gguf_convert
 
     class HalfWritten:
         def save_pretrained(self, folder):
@@ -133,7 +133,7 @@ def test_a_crashed_conversion_leaves_nothing_that_is_trusted(tmp_path, monkeypat
 def test_abandoned_part_folders_are_removed_live_ones_kept(tmp_path):
     import os
 
-    from tutorlib import gguf_convert
+    from tutorlib.loading import gguf_convert
 
     dead = tmp_path / ".smollm2-135m.999999999.part"  # no process has this id
     live = tmp_path / f".smollm2-135m.{os.getpid()}.part"
@@ -168,7 +168,7 @@ def test_minilm_classifier_has_only_a_new_head():
 
 @pytest.mark.real
 def test_smollm2_completes_a_fact_and_is_converted_once(monkeypatch):
-    from tutorlib import gguf_convert
+    from tutorlib.loading import gguf_convert
 
     model, tok = load_model("smollm2-135m")  # converts on the very first call only
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tutorlib.course import check_exercises_in_sync
+from tutorlib.course.builder import check_exercises_in_sync
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb"))

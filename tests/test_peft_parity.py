@@ -8,8 +8,8 @@ key (0) or value (1) of virtual token p for every head, heads side by side."""
 import pytest
 import torch
 
-from tutorlib.models import load_model
-from tutorlib.prefix import attach_prefix
+from tutorlib.loading.models import load_model
+from tutorlib.methods.prefix.model import attach_prefix
 
 peft = pytest.importorskip("peft", reason="PEFT is an optional extra: pip install 'tutorlib[peft]'")
 

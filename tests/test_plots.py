@@ -3,14 +3,14 @@
 import pytest
 from matplotlib.figure import Figure
 
-from tutorlib import plots
-from tutorlib.finetune import prepare_full_finetuning
-from tutorlib.models import load_model
-from tutorlib.parameters import parameter_summary
-from tutorlib.prefix import attach_prefix
-from tutorlib.results import ComparisonResult
-from tutorlib.train import History, TrainConfig, train
-from tutorlib.widgets import LiveLossCurve, cost_explorer, cost_table_html, method_costs
+from tutorlib.experiments import plots
+from tutorlib.methods.full import prepare_full_finetuning
+from tutorlib.loading.models import load_model
+from tutorlib.training.parameters import parameter_summary
+from tutorlib.methods.prefix.model import attach_prefix
+from tutorlib.experiments.results import ComparisonResult
+from tutorlib.training.loop import History, TrainConfig, train
+from tutorlib.course.widgets import LiveLossCurve, cost_explorer, cost_table_html, method_costs
 
 
 def made_up_result(task="sentiment") -> ComparisonResult:

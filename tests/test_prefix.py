@@ -10,9 +10,9 @@ import json
 import pytest
 import torch
 
-from tutorlib.checkpoints import CheckpointError, load_checkpoint
-from tutorlib.models import load_model
-from tutorlib.prefix import (
+from tutorlib.methods.checkpoints import CheckpointError, load_checkpoint
+from tutorlib.loading.models import load_model
+from tutorlib.methods.prefix.model import (
     PrefixEncoder,
     PrefixError,
     PrefixTunedModel,
@@ -21,7 +21,7 @@ from tutorlib.prefix import (
     prefix_shape,
     reference_attention_with_prefix,
 )
-from tutorlib.prefix_encoder import model_key_values
+from tutorlib.methods.prefix.encoder import model_key_values
 
 ALL = ["tiny-gpt2", "tiny-llama", "tiny-bert"]
 CAUSAL = ["tiny-gpt2", "tiny-llama"]

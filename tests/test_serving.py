@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from tutorlib.models import load_model
-from tutorlib.prefix import PrefixError, attach_prefix
-from tutorlib.serving import PrefixBank
+from tutorlib.loading.models import load_model
+from tutorlib.methods.prefix.model import PrefixError, attach_prefix
+from tutorlib.methods.prefix.serving import PrefixBank
 
 TEXTS = ["the cat sat on the mat", "hello", "prefix tuning, row three"]
 LENGTHS = {"reviews": 4, "news": 2, "science": 7}  # three tasks, three prefix lengths

@@ -7,7 +7,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-from tutorlib.models import load_model
+from tutorlib.loading.models import load_model
 from tutorlib.tasks import sentiment, summarise
 from tutorlib.tasks.metrics import (
     accuracy,
@@ -272,7 +272,7 @@ def test_evaluate_summaries_on_a_tiny_model():
 def test_threshold_splits_the_real_ratings_near_the_median():
     import tarfile
 
-    from tutorlib import assets
+    from tutorlib.loading import assets
 
     path = assets.extract("vader", "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz")
     with tarfile.open(path) as tar:

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from tutorlib.models import load_model
-from tutorlib.train import History, TrainConfig, TrainingDiverged, train
+from tutorlib.loading.models import load_model
+from tutorlib.training.loop import History, TrainConfig, TrainingDiverged, train
 
 SENTENCES = ["the film was a quiet delight", "a dull, overlong mess", "sharp, funny and warm", "i wanted more"]
 
@@ -225,8 +225,8 @@ def test_history_is_json_and_a_dataframe():
 
 def test_own_learning_rate_by_parameter_name():
     """prefix-mlp's MLP and its new head want rates ~100x apart: lr_by_name gives the head its own."""
-    from tutorlib.prefix import attach_prefix
-    from tutorlib.train import parameter_groups
+    from tutorlib.methods.prefix.model import attach_prefix
+    from tutorlib.training.loop import parameter_groups
 
     model, tok = load_model("tiny-bert", task="classification")
     method = attach_prefix(model, 4, reparameterise=True)

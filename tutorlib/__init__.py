@@ -1,23 +1,87 @@
 """tutorlib: full fine-tuning vs prefix tuning of small pretrained transformers, taught and measured.
 
-The public API a lesson uses::
+**The public surface.** Lessons, solutions and exercises import from here and nowhere else::
 
-    from tutorlib.models import load_model            # name -> (model, tokenizer)
-    from tutorlib.data import load_dataset            # name -> DatasetDict (train/validation/test)
-    from tutorlib.prefix import attach_prefix         # freeze a model, add a trainable prefix
-    from tutorlib.finetune import prepare_full_finetuning
-    from tutorlib.train import train, TrainConfig     # one loop for every method
-    from tutorlib.parameters import count_parameters, parameter_summary
-    from tutorlib.compare import compare              # both methods on a task, one budget
+    from tutorlib import load_model, load_dataset, attach_prefix, prepare_full_finetuning
+    from tutorlib import train, TrainConfig, count_parameters, compare
 
-Modules are imported on demand, so ``import tutorlib`` is instant.
+Each name lives in one module of a subpackage (see ``CONTRIBUTING.md`` for the layers):
+
+* :mod:`tutorlib.loading`     offline assets, model and dataset loading, per-architecture facts
+* :mod:`tutorlib.methods`     the methods (full fine-tuning, prefix tuning, ...) and their registry
+* :mod:`tutorlib.training`    the one training loop, measurement, FLOP count, parameter accounting
+* :mod:`tutorlib.tasks`       sentiment and summarisation: batches, metrics, evaluation
+* :mod:`tutorlib.experiments` the comparison, its results, tables, plots, and the decision helper
+* :mod:`tutorlib.course`      checks, exercise builder, autograder, widgets
+
+Names are imported on first use (PEP 562), so ``import tutorlib`` is instant and a lesson that
+only needs the checks never imports torch.
 """
 
+from __future__ import annotations
+
+import importlib
 import os
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def fast_mode() -> bool:
     """True when ``TUTORLIB_FAST=1``: lessons and commands shrink steps and data (same code path)."""
     return os.environ.get("TUTORLIB_FAST", "0") == "1"
+
+
+# name -> the module that defines it. One home per name; nothing is defined twice.
+_PUBLIC = {
+    "tutorlib.loading.assets": ["fetch"],
+    "tutorlib.loading.models": ["load_model", "SequenceClassifier"],
+    "tutorlib.loading.data": ["load_dataset", "describe_datasets"],
+    "tutorlib.methods.full": ["prepare_full_finetuning"],
+    "tutorlib.methods.prefix.model": ["attach_prefix", "reference_attention_with_prefix", "uses_prefix_attention",
+                                      "words_prefix"],
+    "tutorlib.methods.prefix.encoder": ["PrefixEncoder", "prefix_shape", "model_key_values"],
+    "tutorlib.methods.prefix.attention_share": ["attention_weights_with_prefix", "prefix_attention_share"],
+    "tutorlib.methods.prefix.serving": ["PrefixBank"],
+    "tutorlib.training.loop": ["train", "TrainConfig"],
+    "tutorlib.training.parameters": ["count_parameters", "parameter_summary", "prefix_parameter_formula",
+                                     "explain_prefix_formula"],
+    "tutorlib.training.parameter_groups": ["count_by_group", "place_of"],
+    "tutorlib.training.measure": ["optimizer_state_bytes", "checkpoint_bytes", "run_cost", "time_steps",
+                                  "summarize_step_times"],
+    "tutorlib.training.flops": ["explain_limit", "prefix_full_limit"],
+    "tutorlib.tasks.metrics": ["expected_calibration_error", "mcnemar", "pearson", "wilson_interval"],
+    "tutorlib.tasks.sentiment": ["AMBIGUITY_STD_THRESHOLD", "ambiguity_split", "evaluate_sentiment"],
+    "tutorlib.tasks.summarise": ["encode_example", "evaluate_summaries", "lead_baseline", "pad_left"],
+    "tutorlib.experiments.compare": ["compare", "LEARNING_RATES", "PREFIX_INIT_TEXT"],
+    "tutorlib.experiments.results": ["find_results"],
+    "tutorlib.experiments.plots": ["plot_clear_vs_ambiguous", "plot_training_curves"],
+    "tutorlib.experiments.decide": ["Budget", "break_even_customers", "recommend", "storage_for_customers"],
+    "tutorlib.course.checks": ["AnswerError", "check_close", "check_equal", "check_finite", "check_tensor",
+                               "check_true"],
+    "tutorlib.course.widgets": ["cost_explorer"],
+}
+# Whole modules that a lesson uses as a namespace (each task has its own ``make_batches``).
+_MODULES = {
+    "assets": "tutorlib.loading.assets",
+    "cli": "tutorlib.cli",
+    "sentiment": "tutorlib.tasks.sentiment",
+    "summarise": "tutorlib.tasks.summarise",
+}
+_HOME = {name: module for module, names in _PUBLIC.items() for name in names}
+
+__all__ = ["fast_mode", *_HOME, *_MODULES]
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        value = getattr(importlib.import_module(_HOME[name]), name)
+    elif name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
+    else:
+        raise AttributeError(f"module 'tutorlib' has no attribute {name!r}")
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

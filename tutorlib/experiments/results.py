@@ -1,0 +1,251 @@
+"""What a comparison found: one row per method, a plain-text table, JSON, plots, and a safe output folder.
+
+    >>> from tutorlib.experiments.results import ComparisonResult
+    >>> result = ComparisonResult.load("results/sentiment")   # doctest: +SKIP  a committed full-mode run
+    >>> print(result.table())                                 # doctest: +SKIP
+    >>> result.to_dataframe()[["method", "accuracy", "median_step_seconds"]]   # doctest: +SKIP
+
+Units in rows: accuracies, F1 and ROUGE in [0, 1]; seconds; ``*_mb`` MiB; ``*_bytes`` bytes; energy kWh.
+A folder written by :meth:`ComparisonResult.save` holds ``results.json`` (everything but the per-item
+predictions), ``predictions.json``, ``table.txt`` and the PNG plots.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tutorlib.training.loop import History
+
+RESULTS_FILE, PREDICTIONS_FILE, TABLE_FILE = "results.json", "predictions.json", "table.txt"
+
+
+@dataclass
+class ComparisonResult:
+    """The outcome of :func:`tutorlib.experiments.compare.compare`.
+
+    ``rows``: one flat dict per method (method, quality metrics, :class:`~tutorlib.training.measure.RunCost` fields,
+    ``stored_params``, ``trainable_fraction``, ``final_loss``, ``eval_seconds``). ``histories``: method ->
+    :class:`~tutorlib.training.loop.History`. ``predictions``: method -> per-item dicts. ``examples``: method -> a
+    few summaries. ``references``: rows no method trains for (lead sentence, majority class).
+    ``paired_tests``: each pair of methods on the same items (p-values).
+    """
+
+    task: str
+    model: str
+    dataset: str
+    fast: bool
+    seed: int
+    prefix_length: int
+    budget: dict
+    data_summary: dict
+    rows: list[dict]
+    histories: dict[str, History] = field(default_factory=dict)
+    predictions: dict[str, list] = field(default_factory=dict)
+    examples: dict[str, list] = field(default_factory=dict)
+    references: list[dict] = field(default_factory=list)
+    paired_tests: list[dict] = field(default_factory=list)
+    learning_rates: dict[str, float] = field(default_factory=dict)
+    prefix_init_text: str | None = None  # None: the prefix started random; else from these words' keys/values
+    interrupted: bool = False
+    environment: dict = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+    # ---------------------------------------------------------------- views
+    def row(self, method: str) -> dict:
+        """The row of one method."""
+        for r in self.rows:
+            if r["method"] == method:
+                return r
+        raise KeyError(f"No method {method!r} in this result; it has {[r['method'] for r in self.rows]}.")
+
+    def to_dataframe(self):
+        """The rows as a pandas DataFrame, one row per method (reference rows not included)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+    def to_dict(self, predictions: bool = False) -> dict:
+        """Everything as JSON-able data (NaN -> None); per-item predictions only if asked."""
+        data = {k: v for k, v in asdict(self).items() if k not in ("histories", "predictions")}
+        data["histories"] = {m: h.to_dict() for m, h in self.histories.items()}
+        if predictions:
+            data["predictions"] = self.predictions
+        return _json_safe(data)
+
+    def table(self) -> str:
+        """The comparison as plain text: a header, a quality table, the paired tests, a cost table, notes."""
+        from tutorlib.experiments.tables import format_table
+
+        return format_table(self)
+
+    def examples_text(self, width: int = 110) -> str:
+        """A few generated summaries per method beside the reference (summarise)."""
+        from tutorlib.experiments.tables import format_examples
+
+        return format_examples(self, width)
+
+    # ---------------------------------------------------------------- files
+    def save(self, out_dir, plots: bool = True) -> list[Path]:
+        """Write results.json, predictions.json, table.txt and the PNG plots into ``out_dir`` (created if
+        needed; each file written whole, then renamed into place). Returns the paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = [_write_text(out / RESULTS_FILE, json.dumps(self.to_dict(), indent=1) + "\n"),
+                 _write_text(out / PREDICTIONS_FILE, json.dumps(_json_safe(self.predictions)) + "\n"),
+                 _write_text(out / TABLE_FILE, self.table() + "\n")]
+        if plots:
+            from tutorlib.experiments import plots as figures
+
+            for name, figure in figures.result_figures(self).items():
+                tmp = out / f".{name}.png.partial"
+                figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+                os.replace(tmp, out / f"{name}.png")
+                paths.append(out / f"{name}.png")
+        return paths
+
+    @classmethod
+    def load(cls, folder) -> ComparisonResult:
+        """Read a folder written by :meth:`save` (predictions too, when predictions.json is there)."""
+        folder = Path(folder)
+        if not (folder / RESULTS_FILE).is_file():
+            raise FileNotFoundError(f"{folder} has no {RESULTS_FILE}: not a folder written by compare() or save().")
+        data = json.loads((folder / RESULTS_FILE).read_text())
+        data["histories"] = {m: History.from_dict(h) for m, h in data.get("histories", {}).items()}
+        if (folder / PREDICTIONS_FILE).is_file():
+            data["predictions"] = json.loads((folder / PREDICTIONS_FILE).read_text())
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def find_results(root="results") -> dict[str, ComparisonResult]:
+    """Every saved comparison under ``root`` (one folder level down), by folder name, e.g.
+    ``find_results()["sentiment"]``. Folders without a results.json are skipped, and so are hidden ones
+    (a comparison still being written stages in a dot-folder)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder; run `tutorlib compare ... --out {root}/NAME` first.")
+    return {folder.name: ComparisonResult.load(folder) for folder in sorted(root.iterdir())
+            if (folder / RESULTS_FILE).is_file() and not folder.name.startswith(".")}
+
+
+def _json_safe(value):
+    """Tuples -> lists, NaN/inf -> None (JSON has no NaN), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _write_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)  # a reader sees the old file or the new one, never half of one
+    return path
+
+
+def environment() -> dict:
+    """Where the numbers were measured: versions, device and threads (a CPU's step time depends on them)."""
+    import torch
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "platform": platform.platform(),
+            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+            "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+            # Other work on the machine slows every step: a load above the core count means sharing.
+            "load_average_1_5_15_min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+
+
+# ----------------------------------------------------------------------------- the output folder
+
+
+class OutputFolder:
+    """Write a comparison's folder all at once, or not at all.
+
+    ``with OutputFolder("runs/x") as folder:`` checks at once that ``runs/x`` can be written (a clear
+    OSError naming the folder otherwise), creates a hidden staging folder beside it (``folder.staging``,
+    also ``folder.checkpoints``), and :meth:`commit` renames the staging folder into place (replacing an
+    earlier results folder). Leaving the block without ``commit()`` (an error, Ctrl-C) removes the
+    staging folder and any parent folders it created. With ``None``: a temporary folder for
+    checkpoints only, always removed; ``folder.path`` and ``folder.staging`` are None.
+    """
+
+    def __init__(self, path):
+        self.path = None if path is None else Path(path).expanduser().absolute()
+        self.staging: Path | None = None
+        self.checkpoints: Path | None = None
+        self._created: list[Path] = []
+        self._committed = False
+
+    def __enter__(self) -> OutputFolder:
+        if self.path is None:
+            self.checkpoints = Path(tempfile.mkdtemp(prefix="tutorlib-checkpoints-"))
+            return self
+        self._check_target()
+        parent = self.path.parent
+        try:
+            missing = [p for p in [parent, *parent.parents] if not p.exists()]
+            parent.mkdir(parents=True, exist_ok=True)
+            self._created = missing  # deepest first: removed in this order if nothing is committed
+            self.staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.partial-", dir=parent))
+        except OSError as err:
+            self._remove_created()
+            raise OSError(f"Cannot write the output folder {self.path}: {err.strerror or err}. Choose another "
+                          f"folder (--out / out_dir=) where you can write.") from None
+        self.checkpoints = self.staging
+        return self
+
+    def _check_target(self) -> None:
+        target = self.path
+        if target.exists() and not target.is_dir():
+            raise OSError(f"The output folder {target} is a file. Choose another folder (--out / out_dir=).")
+        if target.is_dir() and any(target.iterdir()) and not (target / RESULTS_FILE).is_file():
+            raise OSError(f"The output folder {target} exists and holds other files (no {RESULTS_FILE}): it is "
+                          f"not an earlier comparison, so it is not replaced. Choose a new or empty folder.")
+        for ancestor in target.parents:
+            if ancestor.exists():
+                if not ancestor.is_dir():
+                    raise OSError(f"Cannot write the output folder {target}: {ancestor} is a file, not a folder.")
+                if not os.access(ancestor, os.W_OK | os.X_OK):
+                    raise OSError(f"Cannot write the output folder {target}: no permission to write in {ancestor}.")
+                break
+
+    def commit(self) -> Path:
+        """Put the staging folder in place of ``path`` (an older results folder there is replaced)."""
+        if self.path is None:
+            raise ValueError("No output folder was given: nothing to commit.")
+        old = None
+        if self.path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.old-", dir=self.path.parent))
+            os.rename(self.path, old / "previous")
+        os.rename(self.staging, self.path)
+        self._committed = True
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.path
+
+    def _remove_created(self) -> None:
+        for folder in self._created:  # deepest first; only if still empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+    def __exit__(self, *exc) -> None:
+        if self.path is None:
+            shutil.rmtree(self.checkpoints, ignore_errors=True)
+            return
+        if not self._committed:
+            if self.staging is not None:
+                shutil.rmtree(self.staging, ignore_errors=True)
+            self._remove_created()

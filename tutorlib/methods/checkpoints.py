@@ -1,0 +1,122 @@
+"""Saving and loading what a training run produced: tensors in safetensors, facts in a small JSON.
+
+A checkpoint is a folder:
+
+    tutorlib_checkpoint.json    method ("prefix" | "full"), base model name, architecture, task, shapes
+    prefix.safetensors          prefix tuning: the prefix (+ a classifier head), a few KB
+    model.safetensors           full fine-tuning: every weight of the model, MBs to GBs
+
+safetensors files hold only tensors, so loading one never runs code (``torch.load`` unpickles
+arbitrary Python objects; the kit never uses it).
+
+    >>> from tutorlib.methods.checkpoints import load_checkpoint
+    >>> tuned = load_checkpoint("runs/prefix-sst2")          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import safetensors.torch
+import torch
+
+INFO_FILE = "tutorlib_checkpoint.json"
+PREFIX_FILE = "prefix.safetensors"
+FULL_FILE = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that is missing, incomplete, or of another kind than expected."""
+
+
+def _write_info(folder: Path, info: dict) -> Path:
+    path = folder / INFO_FILE
+    path.write_text(json.dumps({"format_version": FORMAT_VERSION, **info}, indent=2) + "\n")
+    return path
+
+
+def save_tensors(folder, tensors: dict[str, torch.Tensor], info: dict, filename: str) -> list[Path]:
+    """Write ``tensors`` to ``folder/filename`` (safetensors) and ``info`` (+ the tensors' shapes) to
+    the JSON; returns the two paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / filename
+    safetensors.torch.save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(path),
+                                metadata={"method": str(info.get("method"))})
+    shapes = {k: list(v.shape) for k, v in tensors.items()}
+    return [path, _write_info(folder, {**info, "file": filename, "tensors": shapes})]
+
+
+def save_module(folder, module: torch.nn.Module, info: dict, filename: str) -> list[Path]:
+    """Write a whole module's weights (tied weights stored once) and ``info``; returns the two paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / filename
+    safetensors.torch.save_model(module, str(path), metadata={"method": str(info.get("method"))})
+    return [path, _write_info(folder, {**info, "file": filename})]
+
+
+def read_info(folder, expect_method: str | None = None) -> dict:
+    """The JSON of a checkpoint folder; checks the method when ``expect_method`` is given."""
+    path = Path(folder) / INFO_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{folder} is not a tutorlib checkpoint (no {INFO_FILE}). Save one with "
+                              f"model.save_checkpoint(folder), or check the folder name.")
+    info = json.loads(path.read_text())
+    if expect_method is not None and info.get("method") != expect_method:
+        raise CheckpointError(f"{folder} holds a {info.get('method')!r} checkpoint, not {expect_method!r}: "
+                              f"load it with tutorlib.methods.checkpoints.load_checkpoint(folder).")
+    return info
+
+
+def read_tensors(folder, filename: str, expect_method: str | None = None) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(info, tensors) of a checkpoint written by :func:`save_tensors`."""
+    info = read_info(folder, expect_method)
+    path = Path(folder) / filename
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: the checkpoint was not saved completely.")
+    return info, safetensors.torch.load_file(str(path))
+
+
+def load_module_weights(module: torch.nn.Module, folder, filename: str) -> torch.nn.Module:
+    """Load weights written by :func:`save_module` into ``module`` (same architecture); returns it."""
+    path = Path(folder) / filename
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: the checkpoint was not saved completely.")
+    safetensors.torch.load_model(module, str(path), strict=True)
+    return module
+
+
+def require_model_name(info: dict) -> str:
+    """The base model's name recorded in a checkpoint, or a clear error when none was."""
+    name = info.get("model_name")
+    if not name:
+        raise CheckpointError("This checkpoint does not record which base model it belongs to. Pass the "
+                              "base model yourself: load_checkpoint(folder, model=load_model(name)[0]).")
+    return name
+
+
+def checkpoint_bytes(paths) -> int:
+    """Total size on disk of the files a ``save_checkpoint`` call returned, in bytes."""
+    return sum(Path(p).stat().st_size for p in paths)
+
+
+def load_checkpoint(folder, model: torch.nn.Module | None = None) -> torch.nn.Module:
+    """Load any tutorlib checkpoint: a PrefixTunedModel or a FullFineTunedModel, by its recorded method.
+
+    Args:
+        folder: what ``save_checkpoint`` wrote.
+        model: the base model to load into (a fresh one is loaded by the recorded name when omitted).
+    """
+    method = read_info(folder).get("method")
+    if method == "prefix":
+        from tutorlib.methods.prefix.model import PrefixTunedModel  # imported here: prefix.py imports this module
+
+        return PrefixTunedModel.load_checkpoint(folder, model)
+    if method == "full":
+        from tutorlib.methods.full import FullFineTunedModel
+
+        return FullFineTunedModel.load_checkpoint(folder, model)
+    raise CheckpointError(f"{folder}: unknown checkpoint method {method!r} (expected 'prefix' or 'full').")

@@ -1,0 +1,175 @@
+"""How much arithmetic one training step needs, and the limit that sets for prefix tuning's speed-up.
+
+    >>> from transformers import GPT2Config
+    >>> from tutorlib.training.flops import step_flops, prefix_full_limit
+    >>> config = GPT2Config(n_layer=12, n_embd=768, n_head=12)          # GPT-2 small
+    >>> full = step_flops(config, batch_size=4, seq_len=128, method="full")
+    >>> round(full.total / 1e12, 2)                                      # TFLOPs per step
+    0.39
+    >>> round(prefix_full_limit(config, 4, 128, prefix_length=10), 3)  # prefix step / full step, at best
+    0.669
+
+Why a limit at all. A training step of a matrix multiplication ``y = x @ W`` costs three products of
+the same size: the forward one, the gradient for the input (``dx = dy @ W^T``, so that earlier layers
+can learn) and the gradient for the weight (``dW = x^T @ dy``). Full fine-tuning does all three:
+about 3x the forward arithmetic. Prefix tuning freezes ``W``, so it skips ``dW``, but it still needs
+``dx`` in every layer, because the prefix of layer 1 only learns from gradients that flow back through
+layers L..2. So its step needs about 2x the forward arithmetic: a prefix step can be at best about
+**2/3** of a full step, never 1/10. Corrections, all counted below:
+
+* attention's own products (``Q K^T`` and ``weights @ V``) have no weights: both methods need both
+  of their gradients, which pulls the ratio *up* (towards 1) for long sequences;
+* the prefix adds ``P`` key/value columns to every attention row (more work, ratio up);
+* the LM head (hidden -> vocabulary) is a big frozen matrix: prefix tuning skips its weight gradient too;
+* layer 1's query/key/value projections read the frozen embeddings: prefix tuning needs no input
+  gradient there (ratio down, a little), and no gradient for layer 1's queries.
+
+Conventions: a multiply-add is 2 FLOPs; only matrix products are counted (they are >95% of the
+arithmetic; softmax, norms, activations and the optimizer are memory-bound and cost time, not FLOPs,
+which is why a measured ratio on a CPU misses this limit). Attention is counted dense: all ``T x (P+T)``
+scores, also the causal half that a fused kernel may skip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    """The sizes that decide a transformer's arithmetic, read from a Hugging Face config."""
+
+    architecture: str  # "gpt2" | "bert" | "llama"
+    layers: int
+    hidden: int  # d, the model width
+    heads: int  # query heads
+    kv_heads: int  # key/value heads (fewer than query heads under grouped-query attention)
+    head_dim: int
+    mlp_width: int  # the feed-forward layer's inner size
+    mlp_matrices: int  # 2 (up, down) for GPT-2/BERT; 3 (gate, up, down) for Llama
+    vocab: int
+
+
+def model_dims(config) -> ModelDims:
+    """Read :class:`ModelDims` from a GPT-2, BERT or Llama-family config."""
+    kind = getattr(config, "model_type", None)
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    if kind == "gpt2":
+        width, matrices = config.n_inner or 4 * config.hidden_size, 2
+    elif kind == "bert":
+        width, matrices = config.intermediate_size, 2
+    elif kind == "llama":
+        width, matrices = config.intermediate_size, 3
+    else:
+        raise ValueError(f"The FLOP count knows GPT-2, BERT and Llama configs; this one says model_type={kind!r}. "
+                         f"Use a model from tutorlib.loading.models.KNOWN_MODELS.")
+    return ModelDims(kind, config.num_hidden_layers, config.hidden_size, heads, kv_heads, head_dim,
+                     width, matrices, config.vocab_size)
+
+
+@dataclass(frozen=True)
+class StepFlops:
+    """FLOPs of one training step (or one forward pass), split by what spends them.
+
+    ``forward``: the forward pass. ``backward_inputs``: gradients with respect to activations (every
+    method that trains something below the top needs them). ``backward_weights``: gradients with respect
+    to frozen-or-not weight matrices (only full fine-tuning). ``parts``: the forward pass by kind
+    (``projections``, ``attention``, ``mlp``, ``lm_head``), for explanations.
+    """
+
+    forward: float
+    backward_inputs: float
+    backward_weights: float
+    parts: dict
+
+    @property
+    def total(self) -> float:
+        """forward + backward, in FLOPs."""
+        return self.forward + self.backward_inputs + self.backward_weights
+
+
+def _forward_parts(dims: ModelDims, tokens: int, batch_size: int, seq_len: int, prefix_length: int,
+                   lm_head: bool) -> dict:
+    """Forward FLOPs of the whole model, by kind; tokens = batch_size * seq_len."""
+    q_width, kv_width = dims.heads * dims.head_dim, dims.kv_heads * dims.head_dim
+    per_layer_qkv = 2 * tokens * dims.hidden * (q_width + 2 * kv_width)  # x @ [Wq, Wk, Wv]
+    per_layer_out = 2 * tokens * q_width * dims.hidden  # attention output projection
+    per_layer_mlp = dims.mlp_matrices * 2 * tokens * dims.hidden * dims.mlp_width
+    # Q K^T and weights @ V: every query head scores P + T keys of head_dim numbers.
+    per_layer_attention = 2 * (2 * batch_size * dims.heads * seq_len * (prefix_length + seq_len) * dims.head_dim)
+    return {
+        "qkv": dims.layers * per_layer_qkv,
+        "qkv_first_layer": per_layer_qkv,
+        "projections": dims.layers * (per_layer_qkv + per_layer_out),
+        "mlp": dims.layers * per_layer_mlp,
+        "attention": dims.layers * per_layer_attention,
+        "attention_first_layer": per_layer_attention,
+        "lm_head": 2 * tokens * dims.hidden * dims.vocab if lm_head else 0,
+    }
+
+
+def step_flops(config, batch_size: int, seq_len: int, *, method: str = "full", prefix_length: int = 0,
+               lm_head: bool = True, backward: bool = True) -> StepFlops:
+    """FLOPs of one training step on a batch of ``batch_size`` x ``seq_len`` tokens (no padding).
+
+    Args:
+        config: a Hugging Face GPT-2, BERT or Llama config.
+        method: "full" (every weight trains) or "prefix" (frozen model, a trainable prefix of
+            ``prefix_length`` key/value vectors in every layer; with "full" the prefix length is 0).
+        lm_head: True for a causal LM (hidden -> vocabulary at every token); False for a classifier
+            (its small head on the pooled vector is negligible and not counted).
+        backward: False gives a forward pass only (inference): backward terms are 0.
+    Returns:
+        :class:`StepFlops` in FLOPs (multiply-add = 2).
+    """
+    if method not in ("full", "prefix"):
+        raise ValueError(f"method must be 'full' or 'prefix', got {method!r}.")
+    dims = model_dims(config)
+    prefix = prefix_length if method == "prefix" else 0
+    parts = _forward_parts(dims, batch_size * seq_len, batch_size, seq_len, prefix, lm_head)
+    matrices = parts["projections"] + parts["mlp"] + parts["lm_head"]  # products with a weight matrix
+    forward = matrices + parts["attention"]
+    if not backward:
+        return StepFlops(forward, 0.0, 0.0, parts)
+    if method == "full":
+        # dx and dW for every weight product; attention: d(Q), d(K) and d(weights), d(V): 2x its forward.
+        return StepFlops(forward, matrices + 2 * parts["attention"], matrices, parts)
+    # Prefix: dx for every weight product except layer 1's Q/K/V (their input, the embeddings, is frozen);
+    # attention still needs every gradient (the prefix keys/values are among its inputs), except layer
+    # 1's queries: a quarter of that layer's attention backward.
+    inputs = matrices - parts["qkv_first_layer"] + 2 * parts["attention"] - parts["attention_first_layer"] / 2
+    return StepFlops(forward, inputs, 0.0, parts)
+
+
+def prefix_full_limit(config, batch_size: int, seq_len: int, prefix_length: int, *, lm_head: bool = True) -> float:
+    """The FLOP-count limit of (prefix step time) / (full fine-tuning step time): the best a prefix step
+    can do when time is proportional to arithmetic. About 2/3; see the module docstring for why."""
+    prefix = step_flops(config, batch_size, seq_len, method="prefix", prefix_length=prefix_length, lm_head=lm_head)
+    full = step_flops(config, batch_size, seq_len, method="full", lm_head=lm_head)
+    return prefix.total / full.total
+
+
+def inference_overhead(config, batch_size: int, seq_len: int, prefix_length: int, *, lm_head: bool = True) -> float:
+    """Forward FLOPs with a prefix / without: the prefix only adds P key/value columns to attention."""
+    with_prefix = step_flops(config, batch_size, seq_len, method="prefix", prefix_length=prefix_length,
+                             lm_head=lm_head, backward=False)
+    without = step_flops(config, batch_size, seq_len, method="full", lm_head=lm_head, backward=False)
+    return with_prefix.forward / without.forward
+
+
+def explain_limit(config, batch_size: int, seq_len: int, prefix_length: int, *, lm_head: bool = True) -> str:
+    """A few lines, in words, of where the limit comes from for this model and batch."""
+    full = step_flops(config, batch_size, seq_len, method="full", lm_head=lm_head)
+    prefix = step_flops(config, batch_size, seq_len, method="prefix", prefix_length=prefix_length, lm_head=lm_head)
+    share = {k: full.parts[k] / full.forward for k in ("projections", "mlp", "attention", "lm_head")}
+    return (
+        f"Full fine-tuning: forward {full.forward / 1e9:.1f} GFLOP + input gradients {full.backward_inputs / 1e9:.1f}"
+        f" + weight gradients {full.backward_weights / 1e9:.1f} = {full.total / 1e9:.1f} GFLOP per step.\n"
+        f"Prefix tuning (P={prefix_length}): forward {prefix.forward / 1e9:.1f} + input gradients "
+        f"{prefix.backward_inputs / 1e9:.1f} + no weight gradients = {prefix.total / 1e9:.1f} GFLOP.\n"
+        f"Limit: {prefix.total / full.total:.3f} (2/3 = 0.667). Forward share of the full model: projections "
+        f"{share['projections']:.0%}, MLP {share['mlp']:.0%}, attention scores {share['attention']:.0%}, "
+        f"LM head {share['lm_head']:.0%}."
+    )

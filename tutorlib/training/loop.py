@@ -1,0 +1,344 @@
+"""One training loop for every method: full fine-tuning and prefix tuning train the same way.
+
+    >>> from tutorlib.loading.models import load_model
+    >>> model, tok = load_model("tiny-gpt2")
+    >>> batch = dict(tok(["a tiny batch"] * 2, return_tensors="pt"))  # input_ids, attention_mask: (B, T)
+    >>> batch["labels"] = batch["input_ids"].clone()                   # (B, T) next-token targets
+    >>> history = train(model, [batch], TrainConfig(steps=3), progress=False)
+    >>> len(history.loss)
+    3
+
+A *method* is an ``nn.Module`` whose ``forward(**batch)`` returns something with ``.loss``; it trains
+exactly its parameters with ``requires_grad=True``: AdamW, warm-up then decay to 0, gradient clipping.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from tutorlib.training.measure import EnergyEstimate, EnergyMeter, PeakMemory, optimizer_state_bytes
+from tutorlib.training.parameters import count_parameters
+
+SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}  # ours -> transformers'
+
+
+def _option(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    """How to train (not the batch size: batches come from the caller). Each field has ``metadata["help"]``."""
+
+    steps: int = _option(100, "optimizer updates to make; the batches are cycled until then")
+    lr: float = _option(1e-3, "peak learning rate, reached at the end of warm-up")
+    lr_by_name: dict[str, float] | None = _option(
+        None, "own peak learning rates for some parameters, by name prefix, e.g. {'model.head.': 1e-2}; "
+              "the longest matching prefix wins, the other parameters use `lr`")
+    warmup: float = _option(0.1, "warm-up (lr rising from 0): a fraction of `steps` if below 1, else a number of steps")
+    schedule: str = _option("linear", "after warm-up: 'linear' or 'cosine' decay to 0, or 'constant'")
+    weight_decay: float = _option(0.0, "AdamW weight decay, on matrices only (not on biases or norms)")
+    betas: tuple[float, float] = _option((0.9, 0.999), "AdamW's moment decay rates")
+    max_grad_norm: float | None = _option(1.0, "clip the gradients' global L2 norm to this; None: no clipping")
+    eval_every: int = _option(0, "call eval_fn every this many steps and after the last; 0: after the last only")
+    eval_at_start: bool = _option(False, "also call eval_fn before the first update (recorded as step 0)")
+    seed: int = _option(0, "seeds torch, random and numpy when train() starts")
+    device: str = _option("auto", "'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ...")
+    log_every: int = _option(1, "refresh the progress bar's loss and lr every this many steps")
+    measure_energy: bool = _option(False, "estimate energy with tutorlib.training.measure.EnergyMeter (codecarbon if installed)")
+
+    def __post_init__(self):
+        if self.steps < 1 or self.lr <= 0 or self.warmup < 0:
+            raise ValueError(f"TrainConfig needs steps >= 1, lr > 0, warmup >= 0; got {self.steps}, {self.lr}, {self.warmup}.")
+        if self.warmup >= 1 and self.warmup != int(self.warmup):
+            raise ValueError(f"warmup={self.warmup}: use a fraction below 1 (e.g. 0.1) or a whole number of steps.")
+        for name, rate in (self.lr_by_name or {}).items():
+            if not isinstance(name, str) or not isinstance(rate, (int, float)) or rate <= 0:
+                raise ValueError(f"lr_by_name maps parameter-name prefixes to learning rates > 0, e.g. "
+                                 f"{{'model.head.': 1e-2}}; got {name!r}: {rate!r}.")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+
+    @property
+    def warmup_steps(self) -> int:
+        """Warm-up length in steps (a fraction of ``steps`` is rounded)."""
+        return min(self.steps, round(self.warmup * self.steps) if self.warmup < 1 else int(self.warmup))
+
+
+@dataclass(repr=False)
+class History:
+    """What happened in a run. Per step, lists of equal length (entry i is update ``step[i]``, from 1):
+    ``loss`` (the batch's, before the update), ``lr`` (used by the update), ``seconds`` (wall time: batch
+    to device, forward, backward, update; no evaluation), ``tokens`` (attention_mask.sum()), ``grad_norm``
+    (global L2, before clipping), ``peak_memory_mb`` (peak so far in this run, MiB, see ``memory_kind``).
+    ``evals``: one dict ``{"step": k, metric: value}`` per evaluation. ``to_dict()`` is JSON-able."""
+
+    step: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    grad_norm: list[float] = field(default_factory=list)
+    peak_memory_mb: list[float] = field(default_factory=list)
+    evals: list[dict[str, float]] = field(default_factory=list)
+    device: str = "cpu"
+    memory_kind: str = ""  # "cpu-rss" or "cuda-allocated": see tutorlib.training.measure.PeakMemory
+    memory_baseline_mb: float = 0.0  # memory in use when training started (MiB)
+    trainable_params: int = 0
+    optimizer_state_bytes: int = 0
+    total_seconds: float = 0.0  # the whole call: set-up and evaluation included
+    interrupted: bool = False  # stopped early by Ctrl-C
+    energy: EnergyEstimate | None = None  # with TrainConfig(measure_energy=True)
+    config: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> History:
+        data = {k: v for k, v in data.items() if k in {f.name for f in fields(cls)}}
+        if isinstance(data.get("energy"), Mapping):
+            data["energy"] = EnergyEstimate(**data["energy"])
+        return cls(**data)
+
+    def as_dataframe(self, evals: bool = False):
+        """A pandas DataFrame: one row per step, or per evaluation with ``evals=True``."""
+        import pandas as pd
+
+        names = ("step", "loss", "lr", "seconds", "tokens", "grad_norm", "peak_memory_mb")
+        return pd.DataFrame(self.evals if evals else {name: getattr(self, name) for name in names})
+
+    def __repr__(self) -> str:
+        if not self.loss:
+            return "History(no steps)"
+        return (f"History({len(self.loss)} steps{' (interrupted)' if self.interrupted else ''}, loss "
+                f"{self.loss[0]:.4g} -> {self.loss[-1]:.4g}, {sum(self.seconds):.1f} s in steps, peak "
+                f"{self.peak_memory_mb[-1]:.0f} MB {self.memory_kind}, {len(self.evals)} evals)")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or the gradient) stopped being a finite number; ``.step``, and ``.history`` up to before it."""
+
+    def __init__(self, message: str, step: int, history: History):
+        super().__init__(message)
+        self.step, self.history = step, history
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, numpy and torch (CPU and every GPU)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` -> cuda if a GPU is visible, else cpu; anything else goes to ``torch.device``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but torch sees no CUDA GPU here; use device='auto' or 'cpu'.")
+    return torch.device(device)
+
+
+def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]], config: TrainConfig | None = None,
+          *, eval_fn: Callable[[nn.Module], Mapping[str, float]] | None = None, progress: bool = True) -> History:
+    """Train the ``requires_grad`` parameters of ``method`` for ``config.steps`` updates; return the History.
+
+    ``train_batches``: a list or DataLoader (read again and again) of dicts of tensors, e.g. input_ids,
+    attention_mask, labels (B, T). ``eval_fn(method) -> {"metric": value}`` runs in eval mode without
+    gradients. Ctrl-C stops after the current step (twice: at once) and returns the history so far with
+    ``interrupted=True``. A nan/inf loss or gradient raises :class:`TrainingDiverged` before it changes a
+    weight. The method stays on the device, in the train/eval mode it came in, without gradients.
+    """
+    config = config or TrainConfig()
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    method.to(device)
+    params = [p for p in method.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("The method has no trainable parameters (none has requires_grad=True): nothing to train.")
+    optimizer = torch.optim.AdamW(parameter_groups(method, config), lr=config.lr, betas=config.betas)
+    scheduler = get_scheduler(SCHEDULES[config.schedule], optimizer, num_warmup_steps=config.warmup_steps,
+                              num_training_steps=config.steps)
+    history = History(device=str(device), trainable_params=count_parameters(method).trainable,
+                      config=asdict(config))
+    was_training, started, batches = method.training, time.perf_counter(), _cycle(train_batches)
+    # Energy first: codecarbon's import and ~2.5 s set-up must not count as training memory or time.
+    energy = EnergyMeter().start() if config.measure_energy else None
+    memory = PeakMemory(device).start()
+    history.memory_kind, history.memory_baseline_mb = memory.kind, memory.baseline_mb
+    bar = tqdm(total=config.steps, desc="training", disable=not progress, dynamic_ncols=True)
+    try:
+        with _StopOnCtrlC() as ctrl_c:
+            if eval_fn is not None and config.eval_at_start:
+                _evaluate(method, eval_fn, 0, history, bar)
+            method.train()
+            for step in range(1, config.steps + 1):
+                batch = next(batches)
+                tick = time.perf_counter()
+                tokens = _count_tokens(batch)
+                batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+                lr = optimizer.param_groups[0]["lr"]
+                loss = getattr(method(**batch), "loss", None)  # a scalar tensor
+                if loss is None:
+                    raise ValueError("method(**batch) returned no .loss: does each batch have 'labels'? "
+                                     "(token ids (B, T) for a language model, class ids (B,) for a classifier)")
+                loss_value = loss.item()  # waits for the forward pass (on a GPU too)
+                _stop_if_not_finite(loss_value, "loss", step, lr, config, history)
+                loss.backward()
+                if step == 1:
+                    _warn_about_unused(method)
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm or math.inf).item()
+                _stop_if_not_finite(grad_norm, "gradient norm", step, lr, config, history)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)  # the step's queued kernels belong to this step's time
+                history.step.append(step)
+                history.loss.append(loss_value)
+                history.lr.append(lr)
+                history.seconds.append(time.perf_counter() - tick)
+                history.tokens.append(tokens)
+                history.grad_norm.append(grad_norm)
+                history.peak_memory_mb.append(memory.peak_mb)
+                if step == 1:  # AdamW creates its state at the first update
+                    history.optimizer_state_bytes = optimizer_state_bytes(optimizer)
+                bar.update(1)
+                if step % config.log_every == 0:
+                    bar.set_postfix(loss=f"{history.loss[-1]:.4f}", lr=f"{lr:.2e}")
+                if eval_fn is not None and (step == config.steps or config.eval_every and step % config.eval_every == 0):
+                    _evaluate(method, eval_fn, step, history, bar)
+                if ctrl_c.requested:
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:  # a notebook user wants the curve so far, not a traceback
+        history.interrupted = True
+        print(f"\nTraining stopped by Ctrl-C after step {len(history.loss)} of {config.steps}; returning the "
+              f"history so far (history.interrupted is True). The weights are those after that step.", file=sys.stderr)
+    finally:
+        bar.close()
+        memory.stop()
+        history.energy = energy.stop() if energy is not None else None
+        optimizer.zero_grad(set_to_none=True)  # free the gradients' memory
+        method.train(was_training)
+        history.total_seconds = time.perf_counter() - started
+    return history
+
+
+# ----------------------------------------------------------------------------- the loop's helpers
+
+
+def parameter_groups(method: nn.Module, config: TrainConfig) -> list[dict]:
+    """AdamW's parameter groups: one per (learning rate, weight decay). Biases and norms (1-D tensors) get no
+    decay; a parameter whose name starts with a key of ``config.lr_by_name`` gets that rate (longest key
+    wins). The first group always holds ``config.lr``: it is the rate the history records."""
+    rates = dict(config.lr_by_name or {})
+    named = [(name, p) for name, p in method.named_parameters() if p.requires_grad]
+    unmatched = [key for key in rates if not any(name.startswith(key) for name, _ in named)]
+    if unmatched:
+        raise ValueError(f"lr_by_name has {unmatched} but no trainable parameter's name starts with it; "
+                         f"trainable names look like: {', '.join(name for name, _ in named[:4])}, ...")
+    groups: dict[tuple[float, bool], list] = {(config.lr, True): [], (config.lr, False): []}
+    for name, p in named:
+        key = max((k for k in rates if name.startswith(k)), key=len, default=None)
+        groups.setdefault((rates[key] if key else config.lr, p.ndim >= 2), []).append(p)
+    return [{"params": ps, "lr": lr, "weight_decay": config.weight_decay if decays else 0.0}
+            for (lr, decays), ps in groups.items() if ps or lr == config.lr]
+
+
+def _cycle(batches: Iterable) -> Iterator:
+    """Yield batches forever, reading ``batches`` again after each pass (a shuffling DataLoader reshuffles)."""
+    if isinstance(batches, Mapping):
+        raise TypeError("train_batches is a single batch (a dict); pass a list of batches, e.g. [batch].")
+    while True:
+        count = 0
+        for count, batch in enumerate(batches, start=1):
+            yield batch
+        if count == 0:
+            raise ValueError("train_batches gave no batch: it is empty (or a generator that was already used).")
+        if isinstance(batches, Iterator):  # a generator cannot be read twice
+            raise ValueError(f"train_batches is a one-pass iterator (e.g. a generator) and ran out after {count} "
+                             f"batches; pass a list or a DataLoader (they can be read again), or fewer steps.")
+
+
+def _count_tokens(batch: Mapping) -> int:
+    """Real (unpadded) tokens: the attention mask's sum, else every input id."""
+    if not isinstance(batch, Mapping):
+        raise TypeError(f"Each batch must be a dict of tensors (input_ids, attention_mask, labels), got "
+                        f"{type(batch).__name__}; a tokenizer's output works: dict(tok(texts, return_tensors='pt')).")
+    tensor = batch.get("attention_mask", batch.get("input_ids"))
+    return int(tensor.sum() if "attention_mask" in batch else tensor.numel()) if tensor is not None else 0
+
+
+def _stop_if_not_finite(value: float, what: str, step: int, lr: float, config: TrainConfig, history: History):
+    if math.isfinite(value):
+        return
+    advice = ("check the labels: class ids in [0, num_labels), token ids in [0, vocab_size) or -100 (ignored); "
+              "a batch whose labels are all -100 has no target and gives a nan loss; check the inputs for nan.")
+    if step == 1:  # no update has happened yet: the learning rate cannot be the cause
+        where = "No update was made: the weights are as they were given."
+    else:
+        where = f"This step was not applied: the weights are those after step {step - 1}."
+        advice = (f"a lower learning rate, e.g. TrainConfig(lr={config.lr / 10:.1e}) (10x lower), or a longer "
+                  f"warm-up; keep gradient clipping on (max_grad_norm=1.0);\n  - {advice}")
+    raise TrainingDiverged(f"Training diverged: the {what} is {value} at step {step} of {config.steps} "
+                           f"(learning rate {lr:.2e}). {where}\nWhat to try:\n  - {advice}", step, history)
+
+
+def _warn_about_unused(method: nn.Module) -> None:
+    unused = [(name, p.numel()) for name, p in method.named_parameters() if p.requires_grad and p.grad is None]
+    if unused:
+        warnings.warn(f"{len(unused)} trainable tensors ({sum(n for _, n in unused):,} parameters, e.g. {unused[0][0]}) "
+                      f"got no gradient: the loss does not use them, so they are not trained and get no optimizer "
+                      f"state. Freeze them (requires_grad_(False)) so that they are not counted as trainable.")
+
+
+def _evaluate(method: nn.Module, eval_fn: Callable, step: int, history: History, bar) -> None:
+    """Run ``eval_fn`` in eval mode without gradients, record its metrics, go back to train mode."""
+    method.eval()
+    try:
+        with torch.no_grad():
+            metrics = eval_fn(method)
+    finally:
+        method.train()
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"eval_fn must return a dict such as {{'accuracy': 0.8}}, got {type(metrics).__name__}.")
+    history.evals.append({"step": step, **{name: float(value) for name, value in metrics.items()}})
+    if not bar.disable:
+        bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in history.evals[-1].items() if k != "step"))
+
+
+class _StopOnCtrlC:
+    """First Ctrl-C: finish the current step, then stop (never a half-updated model); second: stop at once.
+    Signals reach only the main thread (where a notebook cell runs); elsewhere Ctrl-C acts as usual."""
+
+    requested, _previous = False, None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping after this step (press again to stop at once).", file=sys.stderr)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler) or signal.default_int_handler
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
