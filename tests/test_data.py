@@ -1,5 +1,6 @@
 """The offline datasets: sizes, seeded splits, rater fields, summaries, the cache, errors."""
 
+import dataclasses
 import math
 import statistics
 
@@ -110,8 +111,9 @@ def test_first_load_writes_the_cache_atomically_and_later_loads_only_read_it(
     monkeypatch.setenv("TUTORLIB_CACHE", str(tmp_path))
     monkeypatch.setenv("TUTORLIB_WHEELHOUSE", str(real_files))
     calls = []
-    reader = data._READERS["nyt-leads"]
-    monkeypatch.setitem(data._READERS, "nyt-leads", lambda: calls.append(1) or reader())
+    info = data.DATASETS["nyt-leads"]
+    monkeypatch.setitem(data.DATASETS, "nyt-leads",
+                        dataclasses.replace(info, reader=lambda: calls.append(1) or info.reader()))
     first = load_dataset("nyt-leads")
     path = data.cache_path("nyt-leads")
     assert path.is_relative_to(tmp_path) and (path / "dataset_dict.json").is_file()

