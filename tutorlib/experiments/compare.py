@@ -62,7 +62,7 @@ METHODS = {
 
 # Peak learning rates (AdamW, 10% warm-up, linear decay). Full fine-tuning moves pretrained weights:
 # small steps. A prefix has no pretrained knowledge of its own to preserve: ~200x larger steps. Checked:
-# MiniLM prefix 1e-2 trains (STACK.md); SmolLM2 on nyt-leads, 15 steps of 4 x 128 tokens, held-out loss
+# MiniLM prefix 1e-2 trains; SmolLM2 on nyt-leads, 15 steps of 4 x 128 tokens, held-out loss
 # (3.83 at the start): prefix 3e-3 -> 3.70, 1e-2 -> 3.56; full 5e-5 -> 3.49. prefix-mlp's rate is its MLP's:
 # the MLP's output moves by about (hidden width) x lr per step, so it needs ~100x less than a plain prefix
 # (bench/paper.py, MiniLM: MLP 1e-4 with the head at 1e-2 -> 0.69-0.72 accuracy; one shared rate 0.53-0.57).
@@ -78,7 +78,7 @@ HEAD_LEARNING_RATE = 1e-2
 # How each task's prefix starts. Measured on SmolLM2 (nyt-leads, held-out loss of 16 articles): without a
 # prefix 3.85; with a random prefix as large as the model's own keys/values 11.1 (no better than guessing
 # among 49k tokens), and 15 steps at lr 1e-2 only bring it to 7.8; with the model's own keys/values of
-# an instruction sentence (init="words") 3.83, a sane start. MiniLM trains well from a random start (STACK.md), so
+# an instruction sentence (init="words") 3.83, a sane start. MiniLM trains well from a random start, so
 # sentiment keeps it (None = random). The text names no domain, so the news and the scientific
 # dataset start from the same place (its first 10 tokens: "Summarise the following text in one short sentence").
 PREFIX_INIT_TEXT = {"sentiment": None,
