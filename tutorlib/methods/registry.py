@@ -2,7 +2,7 @@
 
     >>> from tutorlib.methods.registry import get_method, method_names
     >>> method_names()
-    ['full', 'prefix', 'prefix-mlp', 'zero-shot']
+    ['full', 'prefix', 'prefix-mlp', 'zero-shot', 'head-only']
     >>> get_method("prefix").learning_rate_for("sentiment")
     0.01
     >>> get_method("zero-shot").fits("classification")    # an untrained classifier head has no answer
@@ -30,6 +30,7 @@ METHOD_MODULES = (
     "tutorlib.methods.full",
     "tutorlib.methods.prefix.model",
     "tutorlib.methods.zero_shot",
+    "tutorlib.methods.head_only",
 )
 """The modules that register a method, in the order the methods are listed."""
 
