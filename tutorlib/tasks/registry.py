@@ -82,9 +82,8 @@ _TASKS: dict[str, Task] = {}
 
 def register(task: Task) -> Task:
     """Add ``task`` to the registry (its module calls this once, when imported); returns it."""
-    if task.name in _TASKS and _TASKS[task.name] is not task:
+    if _TASKS.setdefault(task.name, task) is not task:  # a second, different task under the same name
         raise ValueError(f"A task named {task.name!r} is already registered; choose another name.")
-    _TASKS[task.name] = task
     return task
 
 
