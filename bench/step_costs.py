@@ -16,7 +16,8 @@ import tempfile
 import common
 from common import say
 
-from tutorlib.methods.full import prepare_full_finetuning, pretrained_part, task_of
+from tutorlib.loading.models import pretrained_part, task_of
+from tutorlib.methods.full import prepare_full_finetuning
 from tutorlib.training.flops import explain_limit, inference_overhead, prefix_full_limit
 from tutorlib.training.measure import MB, checkpoint_bytes, parameter_bytes
 from tutorlib.methods.prefix.model import attach_prefix

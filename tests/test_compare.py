@@ -8,7 +8,7 @@ from datasets import Dataset, DatasetDict
 
 from tutorlib.cli import cmd_compare as compare_main
 from tutorlib.experiments.compare import compare
-from tutorlib.experiments.runs import paired_sign_flip_p
+from tutorlib.tasks.metrics import paired_sign_flip_p
 from tutorlib.experiments.results import ComparisonResult
 
 WORDS_POS = ["great", "warm", "funny", "moving", "superb"]
@@ -241,7 +241,7 @@ def test_budget_overrides_shrink_a_run_and_are_checked():
         run_sentiment(budget={"epochs": 2})
     with pytest.raises(ValueError, match="whole number >= 1"):
         run_sentiment(budget={"batch_size": 0})
-    with pytest.raises(ValueError, match="summarisation setting"):
+    with pytest.raises(ValueError, match="does not generate"):
         run_sentiment(budget={"max_new_tokens": 8})
 
 

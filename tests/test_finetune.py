@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import tutorlib
-from tutorlib.methods.checkpoints import CheckpointError, checkpoint_bytes, load_checkpoint
+from tutorlib.methods.checkpoints import CheckpointError, checkpoint_bytes
+from tutorlib.methods.registry import load_checkpoint
 from tutorlib.methods.full import FullFineTunedModel, prepare_full_finetuning
 from tutorlib.loading.models import load_model
 from tutorlib.methods.prefix.model import PrefixTunedModel, attach_prefix

@@ -45,12 +45,16 @@ def test_costs_use_a_log_scale_where_sizes_differ_by_orders_of_magnitude():
     assert len(axes) == 5
 
 
-def test_clear_vs_ambiguous_draws_the_wilson_intervals_and_refuses_summaries():
+def test_clear_vs_ambiguous_draws_the_wilson_intervals_and_refuses_results_without_raters():
     ax = plots.plot_clear_vs_ambiguous(made_up_result()).axes[0]
     assert len(ax.patches) == 4  # 2 methods x (clear, ambiguous)
     assert len(ax.containers) >= 2 and any(c.__class__.__name__ == "ErrorbarContainer" for c in ax.containers)
+    no_raters = made_up_result("summarise")
+    for row in no_raters.rows:
+        row.update(clear_accuracy=None, ambiguous_accuracy=None)
     with pytest.raises(ValueError, match="human raters"):
-        plots.plot_clear_vs_ambiguous(made_up_result("summarise"))
+        plots.plot_clear_vs_ambiguous(no_raters)
+    assert "clear_vs_ambiguous" not in plots.result_figures(no_raters)
 
 
 def test_training_curves_accept_a_result_or_histories():

@@ -10,7 +10,8 @@ import json
 import pytest
 import torch
 
-from tutorlib.methods.checkpoints import CheckpointError, load_checkpoint
+from tutorlib.methods.checkpoints import CheckpointError
+from tutorlib.methods.registry import load_checkpoint
 from tutorlib.loading.models import load_model
 from tutorlib.methods.prefix.model import (
     PrefixEncoder,

@@ -122,7 +122,7 @@ def cmd_compare(args) -> int:
                      prefix_length=args.prefix_length, seed=args.seed, fast=fast, out_dir=args.out)
     print()
     print(result.table())
-    if result.examples and any(result.examples.values()) and result.task == "summarise":
+    if result.examples and any(result.examples.values()):  # tasks that generate keep a few examples
         print()
         print(result.examples_text())
     minutes, seconds = divmod(time.perf_counter() - started, 60)
@@ -207,11 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="load both offline models; a prediction and a generation").set_defaults(func=cmd_demo)
 
-    c = sub.add_parser("compare", help="full fine-tuning vs prefix tuning on a task, one budget")
-    c.add_argument("--task", required=True, help="sentiment | summarise")
+    c = sub.add_parser("compare", help="full fine-tuning vs prefix tuning (and other methods) on a task, one budget")
+    c.add_argument("--task", required=True, help="a task: sentiment or summarise")
     c.add_argument("--model", default=None, help="model name (default: the task's offline default)")
     c.add_argument("--dataset", default=None, help="dataset name (default: the task's offline default)")
-    c.add_argument("--methods", default="full,prefix", help="comma-separated: full, prefix, prefix-mlp, zero-shot")
+    c.add_argument("--methods", default="full,prefix",
+                   help="comma-separated method names, e.g. full,prefix,prefix-mlp (an unknown name lists them all)")
     c.add_argument("--steps", type=int, default=None, help="training steps per method")
     c.add_argument("--prefix-length", type=int, default=10)
     c.add_argument("--seed", type=int, default=0)

@@ -22,6 +22,7 @@ import math
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
+from tutorlib.loading.architectures import is_encoder
 from tutorlib.loading.models import KNOWN_MODELS, SequenceClassifier, prepare_offline_model, tiny_config, tiny_tokenizer
 from tutorlib.training.parameters import explain_prefix_formula, prefix_parameter_formula
 from tutorlib.methods.prefix.encoder import prefix_shape
@@ -48,11 +49,6 @@ def model_config(name: str):
     except OSError as err:
         raise ValueError(f"No config for {name!r} ({str(err).splitlines()[0]}). Offline, use one of: "
                          f"{', '.join(m for m, i in KNOWN_MODELS.items() if i.source != 'hub')}.") from None
-
-
-def is_encoder(config) -> bool:
-    """True for BERT-family encoders (they classify; they do not generate)."""
-    return config.model_type in ("bert", "roberta", "distilbert", "electra")
 
 
 @functools.cache

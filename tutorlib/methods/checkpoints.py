@@ -2,14 +2,17 @@
 
 A checkpoint is a folder:
 
-    tutorlib_checkpoint.json    method ("prefix" | "full"), base model name, architecture, task, shapes
+    tutorlib_checkpoint.json    method ("prefix" | "full" | ...), base model name, architecture, task, shapes
     prefix.safetensors          prefix tuning: the prefix (+ a classifier head), a few KB
     model.safetensors           full fine-tuning: every weight of the model, MBs to GBs
 
 safetensors files hold only tensors, so loading one never runs code (``torch.load`` unpickles
 arbitrary Python objects; the kit never uses it).
 
-    >>> from tutorlib.methods.checkpoints import load_checkpoint
+Storage only: this module knows files, not methods. Loading a checkpoint back into a model goes
+through the method registry, which reads the recorded method and calls that method's loader:
+
+    >>> from tutorlib.methods.registry import load_checkpoint
     >>> tuned = load_checkpoint("runs/prefix-sst2")          # doctest: +SKIP
 """
 
@@ -67,7 +70,7 @@ def read_info(folder, expect_method: str | None = None) -> dict:
     info = json.loads(path.read_text())
     if expect_method is not None and info.get("method") != expect_method:
         raise CheckpointError(f"{folder} holds a {info.get('method')!r} checkpoint, not {expect_method!r}: "
-                              f"load it with tutorlib.methods.checkpoints.load_checkpoint(folder).")
+                              f"load it with tutorlib.methods.registry.load_checkpoint(folder).")
     return info
 
 
@@ -101,22 +104,3 @@ def require_model_name(info: dict) -> str:
 def checkpoint_bytes(paths) -> int:
     """Total size on disk of the files a ``save_checkpoint`` call returned, in bytes."""
     return sum(Path(p).stat().st_size for p in paths)
-
-
-def load_checkpoint(folder, model: torch.nn.Module | None = None) -> torch.nn.Module:
-    """Load any tutorlib checkpoint: a PrefixTunedModel or a FullFineTunedModel, by its recorded method.
-
-    Args:
-        folder: what ``save_checkpoint`` wrote.
-        model: the base model to load into (a fresh one is loaded by the recorded name when omitted).
-    """
-    method = read_info(folder).get("method")
-    if method == "prefix":
-        from tutorlib.methods.prefix.model import PrefixTunedModel  # imported here: prefix.py imports this module
-
-        return PrefixTunedModel.load_checkpoint(folder, model)
-    if method == "full":
-        from tutorlib.methods.full import FullFineTunedModel
-
-        return FullFineTunedModel.load_checkpoint(folder, model)
-    raise CheckpointError(f"{folder}: unknown checkpoint method {method!r} (expected 'prefix' or 'full').")

@@ -21,22 +21,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tutorlib.loading.architectures import model_name_of
+from tutorlib.loading.models import SequenceClassifier, load_model, pretrained_part, task_of
 from tutorlib.methods import checkpoints
-from tutorlib.loading.models import SequenceClassifier, load_model
-
-
-def pretrained_part(model: nn.Module) -> nn.Module:
-    """The Hugging Face model inside ``model``: ``.encoder`` of a SequenceClassifier, else the model."""
-    return model.encoder if isinstance(model, SequenceClassifier) else model
-
-
-def task_of(model: nn.Module) -> str:
-    """"classification" (SequenceClassifier), "causal-lm" (has a language-model head) or "encoder"."""
-    if isinstance(model, SequenceClassifier):
-        return "classification"
-    if hasattr(model, "generate") and model.get_output_embeddings() is not None:
-        return "causal-lm"
-    return "encoder"
+from tutorlib.methods.registry import Method, MethodSetup, register
 
 
 class FullFineTunedModel(nn.Module):
@@ -94,13 +82,24 @@ def prepare_full_finetuning(model: nn.Module, *, model_name: str | None = None) 
     Args:
         model: any Hugging Face model or tutorlib SequenceClassifier (changed in place: all
             ``requires_grad`` set to True).
-        model_name: recorded in checkpoints; default ``model.config._name_or_path``.
+        model_name: recorded in checkpoints; default: the name the model was loaded by.
     """
     if getattr(model, "method", None) is not None:
         raise ValueError(f"This model is already wrapped for {model.method!r} training; pass the plain model "
                          f"(for a prefix-tuned one: .detach_prefix()).")
     for p in model.parameters():
         p.requires_grad_(True)
-    config = pretrained_part(model).config
-    name = model_name if model_name is not None else getattr(config, "_name_or_path", "") or ""
+    name = model_name if model_name is not None else model_name_of(pretrained_part(model).config)
     return FullFineTunedModel(model, model_name=name)
+
+
+def _wrap(model: nn.Module, setup: MethodSetup) -> FullFineTunedModel:
+    return prepare_full_finetuning(model, model_name=setup.model_name)
+
+
+FULL = register(Method(
+    name="full", description="full fine-tuning: every weight trains", heads=("classification", "causal-lm"),
+    wrap=_wrap, learning_rate=5e-5, load_checkpoint=FullFineTunedModel.load_checkpoint, colour="#c0392b"))
+"""Learning rate 5e-5: full fine-tuning moves pretrained weights, so it takes small steps; larger ones
+overwrite what pretraining learned. On SmolLM2 (nyt-leads, 15 steps of 4 x 128 tokens) it brings the
+held-out loss from 3.83 to 3.49."""

@@ -19,6 +19,8 @@ so results go straight into a JSON file or a table. Why these four:
   looks only at the items where exactly one of them is right.
 * a model that says "90% sure" should be right 90% of the time: the **expected calibration
   error** measures how far it is from that.
+
+For scores rather than right/wrong (a summary's ROUGE), :func:`paired_sign_flip_p` is the paired test.
 """
 
 from __future__ import annotations
@@ -146,3 +148,13 @@ def mcnemar(pred_a: ArrayLike, pred_b: ArrayLike, labels: ArrayLike) -> float:
         return 1.0
     tail = sum(math.comb(n, k) for k in range(min(only_a, only_b) + 1)) / 2**n  # exact integers
     return float(min(1.0, 2 * tail))
+
+
+def paired_sign_flip_p(a: np.ndarray, b: np.ndarray, draws: int = 10_000, seed: int = 0) -> float:
+    """Two-sided paired randomisation test of mean(a - b) = 0: flip the sign of each item's difference
+    at random (what "no difference" would allow) and count how often the mean is as far from 0."""
+    diff = np.asarray(a, float) - np.asarray(b, float)  # (N,)
+    observed = abs(diff.mean())
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(draws, len(diff)))  # (draws, N)
+    extreme = np.sum(np.abs((signs * diff).mean(axis=1)) >= observed - 1e-12)
+    return float((extreme + 1) / (draws + 1))

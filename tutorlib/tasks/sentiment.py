@@ -21,13 +21,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from tutorlib.tasks.batching import length_grouped_batches, pad_right
 from tutorlib.tasks.metrics import (
     accuracy,
     expected_calibration_error,
     macro_f1,
+    mcnemar,
     pearson,
     wilson_interval,
 )
+from tutorlib.tasks.registry import Column, Task, register
 
 AMBIGUITY_STD_THRESHOLD = 0.82
 """A snippet is ambiguous when its raters' standard deviation is *above* this (in rating points).
@@ -71,42 +74,6 @@ def add_ambiguity_column(dataset, threshold: float = AMBIGUITY_STD_THRESHOLD):
 
 
 # ----------------------------------------------------------------------------- batches
-
-
-def length_grouped_batches(lengths: list[int], batch_size: int, shuffle: bool, seed: int = 0,
-                           window: int = 50) -> list[list[int]]:
-    """Split item indices into batches of similar length, so a batch wastes little on padding.
-
-    With ``shuffle``: shuffle all indices (seeded), sort each window of ``window * batch_size``
-    items by length, cut it into batches, then shuffle the batch order. Items stay random across
-    epochs (seed), yet neighbours in a batch have similar lengths. Without ``shuffle`` (for
-    evaluation): all items sorted by length, the least padding possible. Every index appears in
-    exactly one batch; the last batch may be smaller.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(lengths)) if shuffle else np.arange(len(lengths))
-    chunk = window * batch_size if shuffle else max(len(lengths), 1)
-    batches = []
-    for start in range(0, len(order), chunk):
-        part = order[start:start + chunk]
-        part = part[np.argsort([lengths[i] for i in part], kind="stable")]
-        batches += [part[i:i + batch_size].tolist() for i in range(0, len(part), batch_size)]
-    if shuffle:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    return batches
-
-
-def pad_right(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad token lists on the right -> input_ids (B, T) and attention_mask (B, T), 1 = real token."""
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)  # (B, T)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)  # (B, T)
-    for row, seq in enumerate(sequences):
-        ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, :len(seq)] = 1
-    return ids, mask
 
 
 def _tokenize(dataset, tokenizer, max_length: int) -> list[list[int]]:
@@ -222,3 +189,58 @@ def evaluate_sentiment(method_or_model, dataset, tokenizer, batch_size: int = 32
         for i in range(len(labels))
     ]
     return report
+
+
+# ----------------------------------------------------------------------------- the task, for comparisons
+
+
+def scoring_split(splits) -> tuple:
+    """The rows to score on: ``test``, or ``validation`` when the test labels are hidden (GLUE sst2's are -1)."""
+    if set(splits["test"]["label"]) - {0, 1} and "validation" in splits:
+        return splits["validation"], "the test split has no labels (e.g. GLUE sst2): scored on validation"
+    return splits["test"], None
+
+
+def describe_test(rows) -> dict:
+    """How many test items are clear and ambiguous (only on data with raters)."""
+    if "rater_std" not in rows.column_names:
+        return {}
+    clear, ambiguous = ambiguity_split(rows)
+    return {"clear_items": len(clear), "ambiguous_items": len(ambiguous),
+            "ambiguity_threshold": AMBIGUITY_STD_THRESHOLD}
+
+
+def score(model, tokenizer, rows, *, batch_size: int, max_length: int, max_new_tokens: int = 0):
+    """:func:`evaluate_sentiment` as a comparison reads it -> (metrics, per-item predictions, no examples)."""
+    report = evaluate_sentiment(model, rows, tokenizer, batch_size=batch_size, max_length=max_length)
+    predictions = report.pop("predictions")
+    report.pop("ambiguity_threshold", None)  # the same for every method: it is in the data summary
+    return report, predictions, []
+
+
+def majority_class(rows) -> list[dict]:
+    """The reference row: always answer the most frequent test label."""
+    labels = np.asarray(list(rows["label"]))
+    return [{"method": "majority class", "accuracy": float(max(np.mean(labels == c) for c in np.unique(labels)))}]
+
+
+def paired_test(a: list[dict], b: list[dict]) -> dict:
+    """Two methods' predictions on the same items: McNemar's exact test on right/wrong."""
+    labels = [p["label"] for p in a]
+    pa, pb = [p["pred"] for p in a], [p["pred"] for p in b]
+    right_a, right_b = np.array(pa) == np.array(labels), np.array(pb) == np.array(labels)
+    return {"test": "McNemar exact", "p_value": mcnemar(pa, pb, labels),
+            "only_a_right": int(np.sum(right_a & ~right_b)), "only_b_right": int(np.sum(~right_a & right_b))}
+
+
+SENTIMENT = register(Task(
+    name="sentiment", description="positive or negative movie snippets; accuracy on clear and ambiguous ones",
+    head="classification", columns=("text", "label"), default_model="minilm-l6", default_dataset="movie-snippets",
+    make_batches=make_batches, evaluate=score, reference_rows=majority_class, paired_test=paired_test,
+    main_metric=("accuracy", "test accuracy"), scoring_split=scoring_split, describe_test=describe_test,
+    quality_columns=(
+        Column("accuracy [95% CI]", "accuracy", "interval"), Column("macro-F1", "macro_f1"),
+        Column("clear acc [95% CI]", "clear_accuracy", "interval"), Column("clear F1", "clear_macro_f1"),
+        Column("ambiguous acc [95% CI]", "ambiguous_accuracy", "interval"),
+        Column("ambig. F1", "ambiguous_macro_f1"), Column("ECE", "ece"), Column("rater r", "rater_pearson"),
+        Column("rater MAE", "rater_mae"), Column("final loss", "final_loss"))))

@@ -26,7 +26,9 @@ import warnings
 import numpy as np
 import torch
 
-from tutorlib.tasks.sentiment import length_grouped_batches, pad_right
+from tutorlib.tasks.batching import length_grouped_batches, pad_left, pad_right
+from tutorlib.tasks.metrics import paired_sign_flip_p
+from tutorlib.tasks.registry import Column, Task, register
 
 PROMPT_HEAD = "Article:"  # then " " + document
 PROMPT_TAIL = "\nSummary:"  # then " " + summary + eos; generation starts right after this
@@ -93,18 +95,6 @@ def make_batches(dataset, tokenizer, batch_size: int = 4, max_length: int = 256,
 
 
 # ----------------------------------------------------------------------------- generation
-
-
-def pad_left(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad on the left -> input_ids (B, T), attention_mask (B, T): every prompt then ends at the
-    last column, so the next token of every row is generated in the same place."""
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)  # (B, T)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)  # (B, T)
-    for row, seq in enumerate(sequences):
-        ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
-        mask[row, width - len(seq):] = 1
-    return ids, mask
 
 
 def _first_line(tokenizer, new_ids: list[int]) -> str:
@@ -213,3 +203,57 @@ def evaluate_summaries(model, tokenizer, dataset, max_new_tokens: int = 60, batc
     rows = [{"id": ids[i], "prediction": predictions[i], **scores["items"][i]} for i in range(len(ids))]
     return {"rouge1": scores["rouge1"], "rouge2": scores["rouge2"], "rougeL": scores["rougeL"],
             "n": len(documents), "examples": examples, "predictions": rows}
+
+
+# ----------------------------------------------------------------------------- the task, for comparisons
+
+
+def with_aspect(rows):
+    """aclsum: one abstract has three reference summaries (challenge, approach, outcome). Without
+    saying which one is wanted the task is ill-posed, so the aspect goes into the document's start:
+    "Aspect: approach. <abstract>" (the start survives when a long document is cut). Rows without an
+    ``aspect`` column are returned as they are."""
+    if "aspect" not in rows.column_names:
+        return rows
+    return rows.map(lambda row: {"document": f"Aspect: {row['aspect']}. {row['document']}"})
+
+
+def describe_test(rows) -> dict:
+    """Says how the prompt was changed, when it was (aclsum's aspect)."""
+    if "aspect" not in rows.column_names:
+        return {}
+    return {"prompt": "the aspect is written into each document: 'Aspect: <aspect>. <abstract>'"}
+
+
+def score(model, tokenizer, rows, *, batch_size: int, max_length: int, max_new_tokens: int):
+    """:func:`evaluate_summaries` as a comparison reads it -> (ROUGE and its standard error, per-item
+    predictions, a few examples)."""
+    report = evaluate_summaries(model, tokenizer, rows, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                max_length=max_length)
+    rouge_l = np.array([p["rougeL"] for p in report["predictions"]])  # (N,)
+    metrics = {k: report[k] for k in ("rouge1", "rouge2", "rougeL", "n")}
+    metrics["rougeL_se"] = float(rouge_l.std(ddof=1) / np.sqrt(len(rouge_l))) if len(rouge_l) > 1 else None
+    return metrics, report["predictions"], report["examples"]
+
+
+def lead_sentence_row(rows) -> list[dict]:
+    """The reference row: each document's first sentence as its summary (:func:`lead_baseline`)."""
+    return [{"method": "lead sentence", **lead_baseline(rows)}]
+
+
+def paired_test(a: list[dict], b: list[dict]) -> dict:
+    """Two methods' summaries of the same documents: paired sign-flip test on ROUGE-L."""
+    ra, rb = [p["rougeL"] for p in a], [p["rougeL"] for p in b]
+    return {"test": "paired sign-flip on ROUGE-L", "p_value": paired_sign_flip_p(np.array(ra), np.array(rb)),
+            "mean_difference": float(np.mean(ra) - np.mean(rb))}
+
+
+SUMMARISE = register(Task(
+    name="summarise", description="one-sentence summaries of news leads or scientific abstracts; ROUGE",
+    aliases=("summarize", "summarisation", "summarization"), head="causal-lm", columns=("document", "summary"),
+    default_model="smollm2-135m", default_dataset="nyt-leads", generates=True, make_batches=make_batches,
+    prepare_rows=with_aspect, describe_test=describe_test, evaluate=score, reference_rows=lead_sentence_row,
+    paired_test=paired_test, main_metric=("rougeL", "ROUGE-L F1"),
+    quality_columns=(Column("ROUGE-1", "rouge1"), Column("ROUGE-2", "rouge2"), Column("ROUGE-L", "rougeL"),
+                     Column("+- s.e.", "rougeL_se"), Column("docs", "n", "count"),
+                     Column("final loss", "final_loss"))))

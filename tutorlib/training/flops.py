@@ -34,39 +34,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class ModelDims:
-    """The sizes that decide a transformer's arithmetic, read from a Hugging Face config."""
-
-    architecture: str  # "gpt2" | "bert" | "llama"
-    layers: int
-    hidden: int  # d, the model width
-    heads: int  # query heads
-    kv_heads: int  # key/value heads (fewer than query heads under grouped-query attention)
-    head_dim: int
-    mlp_width: int  # the feed-forward layer's inner size
-    mlp_matrices: int  # 2 (up, down) for GPT-2/BERT; 3 (gate, up, down) for Llama
-    vocab: int
+from tutorlib.loading.architectures import ModelSizes, sizes_of
 
 
-def model_dims(config) -> ModelDims:
-    """Read :class:`ModelDims` from a GPT-2, BERT or Llama-family config."""
-    kind = getattr(config, "model_type", None)
-    heads = config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    kv_heads = getattr(config, "num_key_value_heads", None) or heads
-    if kind == "gpt2":
-        width, matrices = config.n_inner or 4 * config.hidden_size, 2
-    elif kind == "bert":
-        width, matrices = config.intermediate_size, 2
-    elif kind == "llama":
-        width, matrices = config.intermediate_size, 3
-    else:
-        raise ValueError(f"The FLOP count knows GPT-2, BERT and Llama configs; this one says model_type={kind!r}. "
-                         f"Use a model from tutorlib.loading.models.KNOWN_MODELS.")
-    return ModelDims(kind, config.num_hidden_layers, config.hidden_size, heads, kv_heads, head_dim,
-                     width, matrices, config.vocab_size)
+def model_dims(config) -> ModelSizes:
+    """The sizes that decide a transformer's arithmetic, from a GPT-2, BERT or Llama-family config
+    (:func:`tutorlib.loading.architectures.sizes_of`; an unknown family raises a ValueError naming it)."""
+    return sizes_of(config)
 
 
 @dataclass(frozen=True)
@@ -90,7 +64,7 @@ class StepFlops:
         return self.forward + self.backward_inputs + self.backward_weights
 
 
-def _forward_parts(dims: ModelDims, tokens: int, batch_size: int, seq_len: int, prefix_length: int,
+def _forward_parts(dims: ModelSizes, tokens: int, batch_size: int, seq_len: int, prefix_length: int,
                    lm_head: bool) -> dict:
     """Forward FLOPs of the whole model, by kind; tokens = batch_size * seq_len."""
     q_width, kv_width = dims.heads * dims.head_dim, dims.kv_heads * dims.head_dim

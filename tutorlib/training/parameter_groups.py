@@ -8,7 +8,8 @@
     >>> place_of("transformer.h.1.mlp.c_fc.weight")
     Place(layer=1, group='mlp')
 
-The groups are read from the parameter *names* that Hugging Face gives each architecture:
+The groups are read from the parameter *names* that Hugging Face gives each architecture (the
+patterns are in :data:`tutorlib.loading.architectures.ARCHITECTURES`):
 
 ============  =======================================  ====================================  ==========================
 group         GPT-2                                    BERT                                  Llama (SmolLM2)
@@ -31,20 +32,27 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from tutorlib.loading.architectures import ARCHITECTURES
+
 GROUPS = ("embeddings", "attention", "mlp", "norms", "head")
 """The groups every model has (some may hold 0 parameters); ``prefix`` and ``other`` appear when used."""
 
-# Checked in this order: the first rule whose pattern is found in the name wins. Norms come first
-# because BERT's norms live inside its attention and output blocks (attention.output.LayerNorm).
-_RULES = [
-    ("prefix", re.compile(r"prefix_encoder\.")),
-    ("norms", re.compile(r"layernorm|layer_norm|\bln_|(^|\.)norm\.", re.IGNORECASE)),
-    ("attention", re.compile(r"attn|attention")),
-    ("mlp", re.compile(r"mlp|intermediate|layer\.\d+\.output\.")),
-    ("embeddings", re.compile(r"embed|\bwte\b|\bwpe\b")),
-    ("head", re.compile(r"(^|\.)(head|lm_head|classifier|score)\.")),
-]
-_LAYER = re.compile(r"\.(?:h|layer|layers)\.(\d+)\.")
+# Names the kit itself gives, whatever the family: a prefix's weights, a SequenceClassifier's head.
+_KIT_NAMES = {"prefix": r"prefix_encoder\.", "head": r"(^|\.)head\."}
+# Checked in this order: the first group whose pattern is found in the name wins. Norms come before
+# attention because BERT's norms live inside its attention and output blocks (attention.output.LayerNorm).
+_ORDER = ("prefix", "norms", "attention", "mlp", "embeddings", "head")
+
+
+def _rule(group: str) -> re.Pattern:
+    """One expression per group: the kit's own name or any family's (see ``loading/architectures.py``)."""
+    patterns = [_KIT_NAMES[group]] if group in _KIT_NAMES else []
+    patterns += [a.parameter_names[group] for a in ARCHITECTURES.values() if group in a.parameter_names]
+    return re.compile("|".join(f"(?:{p})" for p in patterns))
+
+
+_RULES = [(group, _rule(group)) for group in _ORDER]
+_LAYER = re.compile("|".join(a.layer_names for a in ARCHITECTURES.values()))
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,7 @@ def group_of(name: str) -> str:
 def layer_of(name: str) -> int | None:
     """The transformer block a parameter belongs to (0 = nearest the input), None outside the blocks."""
     match = _LAYER.search(name)
-    return int(match.group(1)) if match else None
+    return int(next(g for g in match.groups() if g is not None)) if match else None
 
 
 def place_of(name: str) -> Place:

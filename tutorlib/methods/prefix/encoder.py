@@ -33,23 +33,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from tutorlib.loading.architectures import sizes_of
 from tutorlib.methods.prefix.attention import switch_back_attention, switch_to_prefix_attention, uses_prefix_attention
-
-SUPPORTED_ARCHITECTURES = {
-    "gpt2": "GPT-2 family (gpt2, distilgpt2, tiny-gpt2)",
-    "bert": "BERT family (bert-base-uncased, all-MiniLM-L6-v2 'minilm-l6', tiny-bert)",
-    "llama": "Llama family (SmolLM2 'smollm2-135m', tiny-llama)",
-}
-
-
-class UnsupportedModelError(ValueError):
-    """A model whose architecture the prefix code does not know how to reach."""
-
-
-def supported_models() -> str:
-    """The supported architectures, one per line, for error messages."""
-    return "\n".join(f"  {name:<6} {what}" for name, what in SUPPORTED_ARCHITECTURES.items())
-
 
 @dataclass(frozen=True)
 class PrefixShape:
@@ -68,24 +53,14 @@ class PrefixShape:
 
 
 def prefix_shape(config) -> PrefixShape:
-    """Read a :class:`PrefixShape` from a Hugging Face config; raises for unsupported architectures."""
-    architecture = getattr(config, "model_type", None)
-    if architecture not in SUPPORTED_ARCHITECTURES:
-        raise UnsupportedModelError(
-            f"Prefix tuning here supports these architectures:\n{supported_models()}\n"
-            f"This model's config says model_type={architecture!r}. Load one of the models above "
-            f"(tutorlib.loading.models.load_model), or use full fine-tuning, which works with any model."
-        )
-    heads = config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    return PrefixShape(
-        architecture=architecture,
-        layers=config.num_hidden_layers,
-        kv_heads=getattr(config, "num_key_value_heads", None) or heads,
-        head_dim=head_dim,
-        hidden_size=config.hidden_size,
-        max_positions=config.max_position_embeddings,
-    )
+    """Read a :class:`PrefixShape` from a Hugging Face config.
+
+    Raises:
+        tutorlib.loading.architectures.UnsupportedModelError: a family the kit does not support.
+    """
+    sizes = sizes_of(config)  # the per-family facts: tutorlib.loading.architectures
+    return PrefixShape(architecture=sizes.architecture, layers=sizes.layers, kv_heads=sizes.kv_heads,
+                       head_dim=sizes.head_dim, hidden_size=sizes.hidden, max_positions=sizes.max_positions)
 
 
 @torch.no_grad()
