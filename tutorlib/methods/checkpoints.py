@@ -3,7 +3,7 @@
 A checkpoint is a folder:
 
     tutorlib_checkpoint.json    method ("prefix" | "full"), base model name, architecture, task, shapes
-    prefix.safetensors          prefix tuning: the prefix (+ a classifier head), a few KB
+    prefix.safetensors          prefix tuning: the prefix (+ a classifier head), a few KiB
     model.safetensors           full fine-tuning: every weight of the model, MBs to GBs
 
 safetensors files hold only tensors, so loading one never runs code (``torch.load`` unpickles
