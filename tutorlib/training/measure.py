@@ -29,6 +29,7 @@ import psutil
 import torch
 from torch import nn
 
+from tutorlib.methods.checkpoints import checkpoint_bytes
 from tutorlib.training.parameters import count_parameters
 from tutorlib.units import to_mib
 
@@ -46,18 +47,6 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer, include_step: bool =
     ``optimizer.step()`` (the state is created lazily). ``include_step`` adds the per-tensor step counters."""
     return sum(value.numel() * value.element_size() for state in optimizer.state.values()
                for key, value in state.items() if torch.is_tensor(value) and (include_step or key != "step"))
-
-
-def checkpoint_bytes(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> int:
-    """Bytes on disk of the given files; a folder counts every file inside it."""
-    total = 0
-    for path in map(Path, [paths] if isinstance(paths, (str, os.PathLike)) else paths):
-        if not path.exists():
-            raise FileNotFoundError(f"checkpoint_bytes: {path} does not exist; pass the paths that "
-                                    f"save_checkpoint(folder) returned.")
-        files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
-        total += sum(f.stat().st_size for f in files)
-    return total
 
 
 # ----------------------------------------------------------------------------- memory
