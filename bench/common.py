@@ -129,7 +129,7 @@ def classification_batch(vocab: int, batch_size: int, seq_len: int, seed: int = 
 
 def batch_for(model, batch_size: int, seq_len: int, seed: int = 0) -> dict:
     """The right kind of random batch for a causal LM or a classifier."""
-    from tutorlib.methods.full import pretrained_part, task_of
+    from tutorlib.methods.wrapped import pretrained_part, task_of
 
     vocab = pretrained_part(model).config.vocab_size
     maker = lm_batch if task_of(model) == "causal-lm" else classification_batch

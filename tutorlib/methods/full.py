@@ -23,20 +23,7 @@ from torch import nn
 
 from tutorlib.methods import checkpoints
 from tutorlib.loading.models import SequenceClassifier, load_model
-
-
-def pretrained_part(model: nn.Module) -> nn.Module:
-    """The Hugging Face model inside ``model``: ``.encoder`` of a SequenceClassifier, else the model."""
-    return model.encoder if isinstance(model, SequenceClassifier) else model
-
-
-def task_of(model: nn.Module) -> str:
-    """"classification" (SequenceClassifier), "causal-lm" (has a language-model head) or "encoder"."""
-    if isinstance(model, SequenceClassifier):
-        return "classification"
-    if hasattr(model, "generate") and model.get_output_embeddings() is not None:
-        return "causal-lm"
-    return "encoder"
+from tutorlib.methods.wrapped import pretrained_part, task_of
 
 
 class FullFineTunedModel(nn.Module):

@@ -27,16 +27,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tutorlib.methods import checkpoints
-from tutorlib.methods.full import pretrained_part, task_of  # noqa: F401  (what the model is)
 from tutorlib.loading.models import SequenceClassifier, load_model
-from tutorlib.methods.prefix.attention import (  # noqa: F401  (re-exported for learners)
-    reference_attention_with_prefix,
-    switch_back_attention,
-    switch_to_prefix_attention,
-    uses_prefix_attention,
-)
-from tutorlib.methods.prefix.encoder import (  # noqa: F401  (re-exported)
+from tutorlib.methods import checkpoints
+from tutorlib.methods.prefix.attention import switch_back_attention, switch_to_prefix_attention, uses_prefix_attention
+from tutorlib.methods.prefix.encoder import (
     PrefixEncoder,
     PrefixShape,
     UnsupportedModelError,
@@ -44,6 +38,7 @@ from tutorlib.methods.prefix.encoder import (  # noqa: F401  (re-exported)
     random_prefix,
     words_prefix,
 )
+from tutorlib.methods.wrapped import pretrained_part, task_of
 
 
 class PrefixError(ValueError):
