@@ -23,7 +23,7 @@ import torch
 from common import say
 
 from tutorlib.training.measure import parameter_bytes
-from tutorlib.units import MIB
+from tutorlib.units import MIB, format_size
 from tutorlib.methods.prefix.model import attach_prefix
 from tutorlib.methods.prefix.serving import PrefixBank
 
@@ -103,7 +103,7 @@ def main(argv=None) -> dict:
     say(common.table(rows, [("way", "way", "{}"), ("seconds", "s per batch", "{:.3f}"),
                             ("rows_per_s", "rows/s", "{:.1f}"), ("vs_mixed", "time / mixed", "{:.2f}"),
                             ("weights_mb", "weights in memory MiB", "{:.0f}")]))
-    say(f"  one prefix: {bank.stored_bytes() / len(bank) / 1024:.0f} KiB; one fine-tuned copy: {weights_mb:.0f} MiB")
+    say(f"  one prefix: {format_size(bank.stored_bytes() / len(bank))}; one fine-tuned copy: {weights_mb:.0f} MiB")
     result = {"settings": s, "max_abs_difference": worst, "rows": rows, "threads": args.threads,
               "mode": "quick" if args.quick else "full"}
     common.save("many_prefixes", result)

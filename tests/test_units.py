@@ -5,7 +5,7 @@ import doctest
 import pytest
 
 from tutorlib import units
-from tutorlib.units import KIB, MIB, format_mib, format_seconds, format_size, to_mib
+from tutorlib.units import KIB, MIB, format_by_key, format_mib, format_seconds, format_size, to_mib
 
 
 def test_docstring_examples_run():
@@ -37,6 +37,15 @@ def test_mib_and_seconds():
     assert format_mib(1299.4) == "1,299 MiB" and format_mib(None) == "-"
     assert format_seconds(0.4831) == "0.483 s" and format_seconds(6.39) == "6.39 s"
     assert format_seconds(136.2) == "136 s" and format_seconds(None) == "-"
+
+
+@pytest.mark.parametrize("key, value, text", [
+    ("checkpoint_bytes", 188_160, "184 KiB"), ("peak_memory_increase_mb", 1299.4, "1,299 MiB"),
+    ("median_step_seconds", 0.4831, "0.483 s"), ("energy_kwh", 0.677, "0.677"), ("tokens", 1681.2, "1,681"),
+    ("energy_kwh", None, "-"),
+])
+def test_format_by_key_reads_the_unit_from_the_key(key, value, text):
+    assert format_by_key(key, value) == text
 
 
 def test_tables_widgets_and_decide_print_sizes_the_same_way():

@@ -62,3 +62,17 @@ def format_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     return f"{seconds:.3g} s" if seconds < 10 else f"{seconds:,.0f} s"
+
+
+def format_by_key(key: str, value: float | None) -> str:
+    """A row's value written by the unit its key names: ``*_bytes`` as a size, ``*_mb`` as MiB,
+    ``*_seconds`` as seconds, anything else with three significant digits ('0.677', '1,234')."""
+    if value is None:
+        return "-"
+    if key.endswith("_bytes"):
+        return format_size(value)
+    if key.endswith("_mb"):
+        return format_mib(value)
+    if key.endswith("_seconds"):
+        return format_seconds(value)
+    return f"{value:,.0f}" if abs(value) >= 1000 else _three_digits(value)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from tutorlib.units import format_size
+from tutorlib.units import format_by_key
 
 COLOURS = {"full": "#c0392b", "prefix": "#2471a3", "prefix-mlp": "#7d3c98", "zero-shot": "#7f8c8d"}
 
@@ -92,8 +92,7 @@ def plot_costs(result):
         bars = ax.bar(names, values, color=[_colour(n) for n in names])
         if log and any(v > 0 for v in values):
             ax.set_yscale("log")
-        ax.bar_label(bars, labels=[format_size(v) if key.endswith("_bytes") else f"{v:.3g}" for v in values],
-                     fontsize=8)
+        ax.bar_label(bars, labels=[format_by_key(key, v) for v in values], fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
         ax.margins(y=0.2)
