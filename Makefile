@@ -17,13 +17,16 @@ demo: venv
 	$(TL) download --all
 	$(TL) compare --task sentiment --fast --out runs/demo
 
-## The whole test suite: package tests, then every notebook executed (fast mode) by nbval.
+## The whole test suite: the import contracts (pyproject.toml), package tests, then every notebook
+## executed (fast mode) by nbval. A wrong-way import fails here, before any test runs.
 test: venv
+	.venv/bin/lint-imports --no-cache
 	$(TL) download --all --prepare
 	TUTORLIB_OFFLINE=1 TUTORLIB_FAST=1 $(PY) -m pytest -q -rs --nbval-lax tests $(NOTEBOOK_DIRS) --ignore=tests/notebooks
 
 ## Only the package tests that need no real model or data (seconds).
 test-fast: venv
+	.venv/bin/lint-imports --no-cache
 	$(PY) -m pytest -q tests -m "not real and not peft"
 
 lab: venv

@@ -22,7 +22,8 @@ import safetensors.torch
 import torch
 from common import say
 
-from tutorlib.training.measure import MB, parameter_bytes
+from tutorlib.training.measure import parameter_bytes
+from tutorlib.units import MIB, format_size
 from tutorlib.methods.prefix.model import attach_prefix
 from tutorlib.methods.prefix.serving import PrefixBank
 
@@ -94,15 +95,15 @@ def main(argv=None) -> dict:
 
         ways = {"mixed": mixed, "grouped": grouped, "resident": resident, "swapped": swapped}
         timed = common.interleaved({k: common.TimedForward(f) for k, f in ways.items()}, repeats=s["repeats"])
-    weights_mb = parameter_bytes(base) / MB
-    memory = {"mixed": weights_mb + bank.stored_bytes() / MB, "grouped": weights_mb + bank.stored_bytes() / MB,
+    weights_mb = parameter_bytes(base) / MIB
+    memory = {"mixed": weights_mb + bank.stored_bytes() / MIB, "grouped": weights_mb + bank.stored_bytes() / MIB,
               "resident": s["tasks"] * weights_mb, "swapped": weights_mb}
     rows = [{"way": k, "seconds": timed[k]["step_s"], "rows_per_s": s["rows"] / timed[k]["step_s"],
              "weights_mb": memory[k], "vs_mixed": timed[k]["step_s"] / timed["mixed"]["step_s"]} for k in ways]
     say(common.table(rows, [("way", "way", "{}"), ("seconds", "s per batch", "{:.3f}"),
                             ("rows_per_s", "rows/s", "{:.1f}"), ("vs_mixed", "time / mixed", "{:.2f}"),
-                            ("weights_mb", "weights in memory MB", "{:.0f}")]))
-    say(f"  one prefix: {bank.stored_bytes() / len(bank) / 1024:.0f} KiB; one fine-tuned copy: {weights_mb:.0f} MB")
+                            ("weights_mb", "weights in memory MiB", "{:.0f}")]))
+    say(f"  one prefix: {format_size(bank.stored_bytes() / len(bank))}; one fine-tuned copy: {weights_mb:.0f} MiB")
     result = {"settings": s, "max_abs_difference": worst, "rows": rows, "threads": args.threads,
               "mode": "quick" if args.quick else "full"}
     common.save("many_prefixes", result)

@@ -19,7 +19,9 @@ from common import say
 from tutorlib.loading.models import pretrained_part, task_of
 from tutorlib.methods.full import prepare_full_finetuning
 from tutorlib.training.flops import explain_limit, inference_overhead, prefix_full_limit
-from tutorlib.training.measure import MB, checkpoint_bytes, parameter_bytes
+from tutorlib.methods.checkpoints import checkpoint_bytes
+from tutorlib.training.measure import parameter_bytes
+from tutorlib.units import MIB
 from tutorlib.methods.prefix.model import attach_prefix
 
 # (model, batch size, sequence length): quick fits a shared 2-core CPU; full is the fairer picture.
@@ -43,10 +45,10 @@ def compare_methods(name: str, batch_size: int, seq_len: int, repeats: int, devi
     limit = prefix_full_limit(config, batch_size, seq_len, PREFIX_LENGTH, lm_head=lm_head)
     row = {"model": name, "batch": f"{batch_size}x{seq_len}", "prefix_length": PREFIX_LENGTH, "flop_limit": limit,
            "limit_explained": explain_limit(config, batch_size, seq_len, PREFIX_LENGTH, lm_head=lm_head)}
-    weights_mb = parameter_bytes(full) / MB
+    weights_mb = parameter_bytes(full) / MIB
     for method, tuned in (("full", full), ("prefix", prefix)):
         t = timed[method]
-        optimizer_mb = steps[method].optimizer_state_bytes / MB
+        optimizer_mb = steps[method].optimizer_state_bytes / MIB
         with tempfile.TemporaryDirectory() as folder:
             stored = checkpoint_bytes(tuned.save_checkpoint(folder))
         row[method] = {**{k: v for k, v in t.items() if k != "runs"}, "step_runs_s": [r["step_s"] for r in t["runs"]],
@@ -86,11 +88,11 @@ def report(rows: list[dict]) -> None:
     say(common.table(flat, [("model", "model", "{}"), ("batch", "BxT", "{}"), ("full_s", "full s", "{:.3f}"),
                             ("prefix_s", "prefix s", "{:.3f}"), ("ratio", "step ratio", "{:.3f}"),
                             ("compute", "fwd+bwd ratio", "{:.3f}"), ("limit", "FLOP limit", "{:.3f}"),
-                            ("opt_s", "full optim s", "{:.3f}"), ("mem_full", "full peak MB", "{:.0f}"),
-                            ("mem_prefix", "prefix peak MB", "{:.0f}"), ("ckpt", "ckpt %", "{:.4f}"),
+                            ("opt_s", "full optim s", "{:.3f}"), ("mem_full", "full peak MiB", "{:.0f}"),
+                            ("mem_prefix", "prefix peak MiB", "{:.0f}"), ("ckpt", "ckpt %", "{:.4f}"),
                             ("infer", "inference w/ prefix", "{:.3f}"), ("infer_flops", "its FLOP ratio", "{:.3f}")]))
     say("  step ratio = prefix step / full step (whole step); fwd+bwd ratio = the same without the optimizer "
-        "update;\n  FLOP limit = tutorlib.training.flops.prefix_full_limit; peak MB = weights + optimizer state + the "
+        "update;\n  FLOP limit = tutorlib.training.flops.prefix_full_limit; peak MiB = weights + optimizer state + the "
         "step's own peak; ckpt % = prefix checkpoint / full checkpoint;\n  inference w/ prefix = "
         "forward time (no gradients) with the P=10 prefix / without it (the frozen model alone).")
 

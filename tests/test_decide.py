@@ -27,7 +27,7 @@ def test_docstring_examples_run():
 def test_both_feasible_cheapest_wins_and_reason_names_the_numbers():
     rec = recommend(rows(), Budget(min_quality=0.8))
     assert rec.method == "prefix" and rec.feasible == ["full", "prefix"]
-    assert "190 kB" in rec.reason and "90.9 MB" in rec.reason
+    assert "186 KiB" in rec.reason and "86.7 MiB" in rec.reason  # 190,000 and 90,900,000 bytes
 
 
 def test_quality_floor_excludes_prefix():

@@ -6,12 +6,12 @@ import time
 import pytest
 import torch
 
+from tutorlib.methods.checkpoints import checkpoint_bytes
+from tutorlib.training.parameters import count_parameters
 from tutorlib.training.measure import (
     ASSUMED_WATTS_PER_CORE,
     EnergyMeter,
     PeakMemory,
-    checkpoint_bytes,
-    count_parameters,
     optimizer_state_bytes,
     parameter_bytes,
     peak_memory_mb,

@@ -13,16 +13,9 @@ import torch
 from tutorlib.methods.checkpoints import CheckpointError
 from tutorlib.methods.registry import load_checkpoint
 from tutorlib.loading.models import load_model
-from tutorlib.methods.prefix.model import (
-    PrefixEncoder,
-    PrefixError,
-    PrefixTunedModel,
-    UnsupportedModelError,
-    attach_prefix,
-    prefix_shape,
-    reference_attention_with_prefix,
-)
-from tutorlib.methods.prefix.encoder import model_key_values
+from tutorlib.methods.prefix.encoder import PrefixEncoder, UnsupportedModelError, model_key_values, prefix_shape
+from tutorlib.methods.prefix.model import PrefixError, PrefixTunedModel, attach_prefix
+from tutorlib.methods.prefix.reference import reference_attention_with_prefix
 
 ALL = ["tiny-gpt2", "tiny-llama", "tiny-bert"]
 CAUSAL = ["tiny-gpt2", "tiny-llama"]

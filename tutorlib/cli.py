@@ -16,6 +16,8 @@ import os
 import platform
 import sys
 
+from tutorlib.units import format_size
+
 
 def cmd_doctor(args) -> int:
     """Print versions, device, threads, cache location and which assets are present."""
@@ -38,7 +40,7 @@ def cmd_doctor(args) -> int:
     print("  offline assets:")
     for row in assets.status():
         mark = "ok     " if row["cached"] else "MISSING"
-        print(f"    {mark} {row['name']:<14} {row['size_mb']:>6.1f} MB  {row['what']}")
+        print(f"    {mark} {row['name']:<14} {row['size_mb']:>6.1f} MiB  {row['what']}")
         if not row["cached"]:
             missing.append(row["name"])
     print("  models:\n" + describe_models())
@@ -58,7 +60,7 @@ def cmd_download(args) -> int:
     names = list(assets.ARTIFACTS) if args.all or not args.names else args.names
     for name in names:
         path = assets.fetch(name)
-        print(f"ok  {name:<14} {path.stat().st_size / 1e6:7.1f} MB  {path}")
+        print(f"ok  {name:<14} {format_size(path.stat().st_size):>9}  {path}")
     if args.prepare:
         from tutorlib.loading.models import prepare_offline_model
 

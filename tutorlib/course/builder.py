@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import nbformat
+
+from tutorlib.files import write_atomic
 
 CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]  # nbgrader's stub
 MARKDOWN_STUB = ["YOUR ANSWER HERE"]
@@ -89,19 +89,6 @@ def read_notebook(path: str | Path):
 def notebook_bytes(nb) -> bytes:
     """The notebook as nbformat writes it (sorted keys, fixed indent): same notebook, same bytes."""
     return nbformat.writes(nb).encode("utf-8")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace`` (never a half file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- solution -> exercise ------------------------------------------------------------------

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tutorlib.course.builder import write_atomic
+from tutorlib.files import write_atomic
 
 STATUS_ICON = {"passed": "✅ passed", "failed": "❌ failed", "timeout": "⏱️ timeout",
                "kernel died": "💥 kernel died", "missing": "❓ missing", "not run": "⏭️ not run"}
@@ -105,8 +105,8 @@ class GradeReport:
         """Write ``grades.json`` and ``grades.md`` into ``out_dir`` (created if needed); return both paths."""
         out = Path(out_dir)
         json_path, md_path = out / "grades.json", out / "grades.md"
-        write_atomic(json_path, (json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n").encode())
-        write_atomic(md_path, self.to_markdown().encode())
+        write_atomic(json_path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        write_atomic(md_path, self.to_markdown())
         return json_path, md_path
 
 

@@ -26,6 +26,7 @@ from tutorlib.loading.architectures import is_encoder
 from tutorlib.loading.models import KNOWN_MODELS, SequenceClassifier, prepare_offline_model, tiny_config, tiny_tokenizer
 from tutorlib.training.parameters import explain_prefix_formula, prefix_parameter_formula
 from tutorlib.methods.prefix.encoder import prefix_shape
+from tutorlib.units import format_size
 
 BYTES_FP32 = 4
 ADAM_MOMENTS = 2  # AdamW keeps exp_avg and exp_avg_sq: two numbers per trainable parameter
@@ -97,13 +98,6 @@ def method_costs(model: str, prefix_length: int = 10, *, reparameterise: bool = 
                 prefix + head, formula=explain_prefix_formula(config, prefix_length))]
 
 
-def _size(nbytes: float) -> str:
-    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
-        if nbytes >= scale:
-            return f"{nbytes / scale:.3g} {unit}"
-    return f"{nbytes:.0f} B"
-
-
 def cost_table_html(rows: list[dict]) -> str:
     """The rows of :func:`method_costs` as a small HTML table, with full/prefix ratios."""
     full, tuned = rows
@@ -112,7 +106,7 @@ def cost_table_html(rows: list[dict]) -> str:
              ("AdamW state", "optimizer_state_bytes", None), ("checkpoint", "checkpoint_bytes", None)]
     lines = [f"<tr><th></th><th>full</th><th>{tuned['method']}</th><th>full / {tuned['method']}</th></tr>"]
     for label, key, fmt in cells:
-        show = (lambda v: fmt.format(v)) if fmt else _size
+        show = (lambda v: fmt.format(v)) if fmt else format_size
         ratio = full[key] / tuned[key] if tuned[key] else math.inf
         lines.append(f"<tr><td>{label}</td><td>{show(full[key])}</td><td>{show(tuned[key])}</td>"
                      f"<td>{ratio:,.0f}x</td></tr>")

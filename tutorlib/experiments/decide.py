@@ -35,6 +35,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Mapping, Sequence
 
+from tutorlib.units import format_mib, format_seconds, format_size
+
 # budget field -> (row key, words for a reason, how to show a value)
 LIMITS: dict[str, tuple[str, str, str]] = {
     "max_trainable_params": ("trainable_params", "trainable parameters", "count"),
@@ -126,16 +128,13 @@ class Recommendation:
 
 
 def show(value: float, unit: str) -> str:
-    """A number for a sentence: bytes as kB/MB/GB (powers of 1000), counts with separators."""
+    """A number for a sentence: bytes as KiB/MiB/GiB (:mod:`tutorlib.units`), counts with separators."""
     if unit == "bytes":
-        for size, name in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
-            if value >= size:
-                return f"{value / size:.3g} {name}"
-        return f"{value:.0f} B"
+        return format_size(value)
     if unit == "seconds":
-        return f"{value:.3g} s"
+        return format_seconds(value)
     if unit == "mb":
-        return f"{value:.0f} MB"
+        return format_mib(value)
     if isinstance(value, float) and value < 10:
         return f"{value:.3g}"
     return f"{value:,.0f}"

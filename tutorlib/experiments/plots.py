@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 
 from tutorlib.methods.registry import find_method
 from tutorlib.tasks.registry import get_task
+from tutorlib.units import format_by_key
 
 
 def _colour(method: str) -> str:
@@ -74,7 +75,7 @@ def plot_quality_vs_parameters(result, metric: str | None = None):
 
 COST_PANELS = [  # (row key, title, scale factor, log scale?)
     ("median_step_seconds", "step time (s, median)", 1.0, False),
-    ("peak_memory_increase_mb", "peak memory increase (MB)", 1.0, False),
+    ("peak_memory_increase_mb", "peak memory increase (MiB)", 1.0, False),
     ("optimizer_state_bytes", "optimizer state (bytes, log)", 1.0, True),
     ("checkpoint_bytes", "checkpoint on disk (bytes, log)", 1.0, True),
     ("energy_kwh", "energy estimate (Wh)", 1000.0, False),
@@ -92,7 +93,7 @@ def plot_costs(result):
         bars = ax.bar(names, values, color=[_colour(n) for n in names])
         if log and any(v > 0 for v in values):
             ax.set_yscale("log")
-        ax.bar_label(bars, labels=[_short(v) for v in values], fontsize=8)
+        ax.bar_label(bars, labels=[format_by_key(key, v) for v in values], fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
         ax.margins(y=0.2)
@@ -100,13 +101,6 @@ def plot_costs(result):
     fig.suptitle(f"What training cost: {result.model}, {result.budget['steps']} steps"
                  + (f" (energy: {', '.join(sorted(energy))} estimate)" if energy else ""), fontsize=10)
     return _done(fig)
-
-
-def _short(value: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{unit}"
-    return f"{value:.3g}"
 
 
 def plot_clear_vs_ambiguous(result):

@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tutorlib.files import atomic_file, replace_folder, write_atomic
 from tutorlib.training.loop import History
 
 RESULTS_FILE, PREDICTIONS_FILE, TABLE_FILE = "results.json", "predictions.json", "table.txt"
@@ -97,16 +98,15 @@ class ComparisonResult:
         needed; each file written whole, then renamed into place). Returns the paths."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        paths = [_write_text(out / RESULTS_FILE, json.dumps(self.to_dict(), indent=1) + "\n"),
-                 _write_text(out / PREDICTIONS_FILE, json.dumps(_json_safe(self.predictions)) + "\n"),
-                 _write_text(out / TABLE_FILE, self.table() + "\n")]
+        paths = [write_atomic(out / RESULTS_FILE, json.dumps(self.to_dict(), indent=1) + "\n"),
+                 write_atomic(out / PREDICTIONS_FILE, json.dumps(_json_safe(self.predictions)) + "\n"),
+                 write_atomic(out / TABLE_FILE, self.table() + "\n")]
         if plots:
             from tutorlib.experiments import plots as figures
 
             for name, figure in figures.result_figures(self).items():
-                tmp = out / f".{name}.png.partial"
-                figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-                os.replace(tmp, out / f"{name}.png")
+                with atomic_file(out / f"{name}.png") as tmp:
+                    figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
                 paths.append(out / f"{name}.png")
         return paths
 
@@ -144,13 +144,6 @@ def _json_safe(value):
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
-
-
-def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)  # a reader sees the old file or the new one, never half of one
-    return path
 
 
 def environment() -> dict:
@@ -224,14 +217,8 @@ class OutputFolder:
         """Put the staging folder in place of ``path`` (an older results folder there is replaced)."""
         if self.path is None:
             raise ValueError("No output folder was given: nothing to commit.")
-        old = None
-        if self.path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.old-", dir=self.path.parent))
-            os.rename(self.path, old / "previous")
-        os.rename(self.staging, self.path)
+        replace_folder(self.staging, self.path)
         self._committed = True
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
         return self.path
 
     def _remove_created(self) -> None:

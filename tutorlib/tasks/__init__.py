@@ -11,22 +11,3 @@ This package imports nothing from the kit's upper layers (experiments, course, c
 
 Each task has its own ``make_batches``; call it through the module (``sentiment.make_batches``).
 """
-
-from tutorlib.tasks import metrics, sentiment, summarise
-from tutorlib.tasks.metrics import (
-    accuracy,
-    expected_calibration_error,
-    macro_f1,
-    mcnemar,
-    pearson,
-    wilson_interval,
-)
-from tutorlib.tasks.sentiment import AMBIGUITY_STD_THRESHOLD, ambiguity_split, evaluate_sentiment
-from tutorlib.tasks.summarise import evaluate_summaries, generate_summaries, lead_baseline, rouge_scores
-
-__all__ = [
-    "metrics", "sentiment", "summarise",
-    "accuracy", "expected_calibration_error", "macro_f1", "mcnemar", "pearson", "wilson_interval",
-    "AMBIGUITY_STD_THRESHOLD", "ambiguity_split", "evaluate_sentiment",
-    "evaluate_summaries", "generate_summaries", "lead_baseline", "rouge_scores",
-]

@@ -127,7 +127,7 @@ class History:
             return "History(no steps)"
         return (f"History({len(self.loss)} steps{' (interrupted)' if self.interrupted else ''}, loss "
                 f"{self.loss[0]:.4g} -> {self.loss[-1]:.4g}, {sum(self.seconds):.1f} s in steps, peak "
-                f"{self.peak_memory_mb[-1]:.0f} MB {self.memory_kind}, {len(self.evals)} evals)")
+                f"{self.peak_memory_mb[-1]:.0f} MiB {self.memory_kind}, {len(self.evals)} evals)")
 
 
 class TrainingDiverged(RuntimeError):

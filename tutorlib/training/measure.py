@@ -23,15 +23,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import psutil
 import torch
 from torch import nn
 
-from tutorlib.training.parameters import count_parameters  # the kit has one parameter counter
-
-MB = 2**20  # bytes in one MiB; the kit writes "MB" for MiB, as most tools do
+from tutorlib.methods.checkpoints import checkpoint_bytes
+from tutorlib.training.parameters import count_parameters
+from tutorlib.units import to_mib
 
 # ----------------------------------------------------------------------------- parameters and bytes
 
@@ -47,18 +46,6 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer, include_step: bool =
     ``optimizer.step()`` (the state is created lazily). ``include_step`` adds the per-tensor step counters."""
     return sum(value.numel() * value.element_size() for state in optimizer.state.values()
                for key, value in state.items() if torch.is_tensor(value) and (include_step or key != "step"))
-
-
-def checkpoint_bytes(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> int:
-    """Bytes on disk of the given files; a folder counts every file inside it."""
-    total = 0
-    for path in map(Path, [paths] if isinstance(paths, (str, os.PathLike)) else paths):
-        if not path.exists():
-            raise FileNotFoundError(f"checkpoint_bytes: {path} does not exist; pass the paths that "
-                                    f"save_checkpoint(folder) returned.")
-        files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
-        total += sum(f.stat().st_size for f in files)
-    return total
 
 
 # ----------------------------------------------------------------------------- memory
@@ -81,7 +68,7 @@ def _lifetime_peak_rss_bytes() -> int | None:
 def _return_freed_memory_to_os() -> None:
     """Let RSS count live memory only. Without this, glibc keeps freed pages resident, and a run made
     right after a bigger one reuses them: measured here, a frozen-model run after a full fine-tuning
-    run showed +0 MB instead of the +75 MB it shows in a fresh process (with this: +62 to +83 MB)."""
+    run showed +0 MiB instead of the +75 MiB it shows in a fresh process (with this: +62 to +83 MiB)."""
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -90,17 +77,17 @@ def _return_freed_memory_to_os() -> None:
 
 
 def peak_memory_mb(device: str | torch.device = "cpu") -> float:
-    """This process's peak memory so far (MB). It never goes down, so it cannot compare two runs in one
+    """This process's peak memory so far (MiB). It never goes down, so it cannot compare two runs in one
     process: use :class:`PeakMemory` around each. CPU: peak RSS (``ru_maxrss``, else the current RSS);
     CUDA: peak of allocated tensors (``torch.cuda.max_memory_allocated``)."""
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / MB
-    return (_lifetime_peak_rss_bytes() or _rss_bytes()) / MB
+        return to_mib(torch.cuda.max_memory_allocated(device))
+    return to_mib(_lifetime_peak_rss_bytes() or _rss_bytes())
 
 
 class PeakMemory:
-    """The peak memory (MB) during a block of code: ``with PeakMemory() as mem: ...`` then ``mem.peak_mb``
+    """The peak memory (MiB) during a block of code: ``with PeakMemory() as mem: ...`` then ``mem.peak_mb``
     (also readable live), ``mem.baseline_mb`` (in use at the start) and ``mem.increase_mb`` (the difference).
 
     CPU (``kind="cpu-rss"``): the process RSS, sampled every ``interval_s`` by a background thread (a
@@ -125,11 +112,11 @@ class PeakMemory:
         if self.kind == "cuda-allocated":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-            self.baseline_mb = torch.cuda.memory_allocated(self.device) / MB
+            self.baseline_mb = to_mib(torch.cuda.memory_allocated(self.device))
             return self
         _return_freed_memory_to_os()
         self._lifetime_at_start, self._peak_bytes = _lifetime_peak_rss_bytes(), _rss_bytes()
-        self.baseline_mb = self._peak_bytes / MB
+        self.baseline_mb = to_mib(self._peak_bytes)
         self._stop.clear()
         self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
         self._thread.start()
@@ -145,25 +132,25 @@ class PeakMemory:
 
     @property
     def peak_mb(self) -> float:
-        """Peak memory (MB) from ``start()`` to now, or to ``stop()``."""
+        """Peak memory (MiB) from ``start()`` to now, or to ``stop()``."""
         if self._stopped:
-            return self._peak_bytes / MB
+            return to_mib(self._peak_bytes)
         if self.kind == "cuda-allocated":
             self._peak_bytes = torch.cuda.max_memory_allocated(self.device)
-            return self._peak_bytes / MB
+            return to_mib(self._peak_bytes)
         self._record(_rss_bytes())
         lifetime = _lifetime_peak_rss_bytes()
         if lifetime is not None and self._lifetime_at_start is not None and lifetime > self._lifetime_at_start:
             self._record(lifetime)  # a new lifetime record can only have been set during this block
-        return self._peak_bytes / MB
+        return to_mib(self._peak_bytes)
 
     @property
     def increase_mb(self) -> float:
-        """Peak minus the memory in use at the start (MB): what the block itself added."""
+        """Peak minus the memory in use at the start (MiB): what the block itself added."""
         return self.peak_mb - self.baseline_mb
 
     def stop(self) -> float:
-        """Stop measuring (the peak is frozen from here on); returns the peak in MB."""
+        """Stop measuring (the peak is frozen from here on); returns the peak in MiB."""
         peak = self.peak_mb
         self._stopped = True
         if self._thread is not None:

@@ -5,9 +5,9 @@ produced. Each real token's query scores them alongside the real keys:
 
     out = softmax( Q [Kp; K]^T / sqrt(d) + mask ) [Vp; V]
 
-:func:`reference_attention_with_prefix` is that line in plain torch: the version the notebooks teach.
+:mod:`tutorlib.methods.prefix.reference` is that line in plain torch: the version the notebooks teach.
 
-Everything that depends on the transformers version (5.x) lives below it, in this file only:
+Everything that depends on the transformers version (5.x) lives in this file only:
 
 * We register one attention function, ``"tutorlib_prefix"``, with ``transformers.AttentionInterface``
   and switch the model to it (``model.set_attn_implementation``). The same name is registered with
@@ -29,50 +29,12 @@ gradient checkpointing, and cannot hold a different prefix per row during genera
 
 from __future__ import annotations
 
-import math
-
 import torch
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 ATTENTION_NAME = "tutorlib_prefix"
-
-
-def reference_attention_with_prefix(q, k, v, prefix_k, prefix_v, mask=None, causal=False, scale=None):
-    """Attention over [prefix; tokens] in plain torch: softmax(Q [Kp; K]^T * scale + mask) [Vp; V].
-
-    Args:
-        q: queries (B, H, T, d).
-        k, v: keys and values of the real tokens (B, H_kv, T, d). H_kv < H is grouped-query
-            attention (Llama): each key/value head serves H / H_kv query heads.
-        prefix_k, prefix_v: the prefix (B or 1, H_kv, P, d).
-        mask: optional (B, T) padding mask over the real tokens, 1 = real token, 0 = padding.
-            Prefix positions are always visible.
-        causal: True for decoders: token t sees tokens 0..t (and the whole prefix).
-        scale: multiplies the scores; default 1 / sqrt(d).
-
-    Returns:
-        (B, H, T, d): one output vector per query head and token.
-    """
-    B, H, T, d = q.shape
-    P = prefix_k.shape[2]
-    scale = 1.0 / math.sqrt(d) if scale is None else scale
-    keys = torch.cat([prefix_k.expand(B, -1, -1, -1), k], dim=2)  # (B, H_kv, P+T, d)
-    values = torch.cat([prefix_v.expand(B, -1, -1, -1), v], dim=2)  # (B, H_kv, P+T, d)
-    groups = H // keys.shape[1]  # query heads per key/value head (1 without GQA)
-    keys = keys.repeat_interleave(groups, dim=1)  # (B, H, P+T, d)
-    values = values.repeat_interleave(groups, dim=1)  # (B, H, P+T, d)
-
-    scores = q @ keys.transpose(-1, -2) * scale  # (B, H, T, P+T)
-    allowed = torch.ones(B, 1, T, P + T, dtype=torch.bool, device=q.device)  # (B, 1, T, P+T)
-    if mask is not None:  # padding keys are hidden from every query
-        allowed[..., P:] &= mask.bool()[:, None, None, :]
-    if causal:  # a token never sees later tokens; the prefix counts as "earlier"
-        allowed[..., P:] &= torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-    scores = scores.masked_fill(~allowed, float("-inf"))
-    weights = scores.softmax(dim=-1)  # (B, H, T, P+T), each row sums to 1
-    return weights @ values  # (B, H, T, d)
 
 
 # ----------------------------------------------------------------------------- the transformers adapter

@@ -12,42 +12,16 @@
 Every attention row is a softmax: its weights add up to 1 over [prefix; tokens]. The part on the P
 prefix positions is what the prefix contributes to that token's output; the rest carries the text.
 A prefix whose keys are far larger than the model's own wins almost every row (share near 1): the
-tokens then hardly see each other any more, and a classifier cannot read the review. That is how
-the MLP-reparameterised prefix of the prototype collapsed to chance accuracy (see lesson 4).
+tokens then hardly see each other any more, and a classifier cannot read the review. Measured on
+MiniLM: an MLP-reparameterised prefix trained at learning rate 1e-2 grew keys of length 18-21 per head
+(real tokens: 4.7-7.1) and its classifier stayed at chance accuracy (lesson 4 shows the effect).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-
-def attention_weights_with_prefix(q, k, prefix_k, mask=None, causal=False, scale=None) -> torch.Tensor:
-    """The attention weights over [prefix; tokens]: softmax(Q [Kp; K]^T * scale + mask).
-
-    Args:
-        q: queries (B, H, T, d). k: keys of the real tokens (B, H_kv, T, d), H_kv divides H (GQA).
-        prefix_k: prefix keys (B or 1, H_kv, P, d).
-        mask: optional (B, T), 1 = real token; padded keys get weight 0. The prefix is always visible.
-        causal: token t sees tokens 0..t (and the whole prefix).
-        scale: multiplies the scores; default 1 / sqrt(d).
-
-    Returns:
-        (B, H, T, P + T): each row sums to 1; columns 0..P-1 are the prefix positions.
-    """
-    B, H, T, d = q.shape
-    P = prefix_k.shape[2]
-    scale = 1.0 / math.sqrt(d) if scale is None else scale
-    keys = torch.cat([prefix_k.expand(B, -1, -1, -1), k], dim=2)  # (B, H_kv, P+T, d)
-    keys = keys.repeat_interleave(H // keys.shape[1], dim=1)  # (B, H, P+T, d): one copy per query head
-    scores = q @ keys.transpose(-1, -2) * scale  # (B, H, T, P+T)
-    allowed = torch.ones(B, 1, T, P + T, dtype=torch.bool, device=q.device)  # (B, 1, T, P+T)
-    if mask is not None:
-        allowed[..., P:] &= mask.bool()[:, None, None, :]
-    if causal:
-        allowed[..., P:] &= torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-    return scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
+from tutorlib.methods.prefix.reference import attention_weights_with_prefix
 
 
 @torch.no_grad()

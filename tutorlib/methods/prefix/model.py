@@ -31,13 +31,8 @@ from tutorlib.loading.architectures import UnsupportedModelError, model_name_of
 from tutorlib.loading.models import SequenceClassifier, load_model, pretrained_part, task_of
 from tutorlib.methods import checkpoints
 from tutorlib.methods.registry import Method, MethodSetup, register
-from tutorlib.methods.prefix.attention import (  # noqa: F401  (re-exported for learners)
-    reference_attention_with_prefix,
-    switch_back_attention,
-    switch_to_prefix_attention,
-    uses_prefix_attention,
-)
-from tutorlib.methods.prefix.encoder import (  # noqa: F401  (re-exported)
+from tutorlib.methods.prefix.attention import switch_back_attention, switch_to_prefix_attention, uses_prefix_attention
+from tutorlib.methods.prefix.encoder import (
     PrefixEncoder,
     PrefixShape,
     prefix_shape,
