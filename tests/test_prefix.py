@@ -13,7 +13,8 @@ import torch
 from tutorlib.methods.checkpoints import CheckpointError
 from tutorlib.methods.registry import load_checkpoint
 from tutorlib.loading.models import load_model
-from tutorlib.methods.prefix.encoder import PrefixEncoder, UnsupportedModelError, model_key_values, prefix_shape
+from tutorlib.loading.architectures import UnsupportedModelError
+from tutorlib.methods.prefix.encoder import PrefixEncoder, model_key_values, prefix_shape
 from tutorlib.methods.prefix.model import PrefixError, PrefixTunedModel, attach_prefix
 from tutorlib.methods.prefix.reference import reference_attention_with_prefix
 

@@ -21,6 +21,7 @@ trainable parameters = those with ``requires_grad``, ``method`` (its checkpoint 
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -94,6 +95,7 @@ class Method:
 
 
 _METHODS: dict[str, Method] = {}
+_REGISTERED_BY: dict[str, str] = {}  # method name -> the module that registered it (for the listing order)
 
 
 def register(method: Method) -> Method:
@@ -101,7 +103,17 @@ def register(method: Method) -> Method:
     if method.name in _METHODS and _METHODS[method.name] is not method:
         raise ValueError(f"A method named {method.name!r} is already registered; choose another name.")
     _METHODS[method.name] = method
+    _REGISTERED_BY[method.name] = sys._getframe(1).f_globals.get("__name__", "")
     return method
+
+
+def _listing_rank(method: Method) -> int:
+    """Position of the registering module in METHOD_MODULES (any other module: after them all).
+
+    Modules are imported in whatever order a program happens to use them, so the listing order
+    comes from METHOD_MODULES, not from the order of registration."""
+    module = _REGISTERED_BY.get(method.name, "")
+    return METHOD_MODULES.index(module) if module in METHOD_MODULES else len(METHOD_MODULES)
 
 
 def _load_all() -> None:
@@ -112,7 +124,7 @@ def _load_all() -> None:
 def all_methods() -> list[Method]:
     """Every registered method, in the order of :data:`METHOD_MODULES`."""
     _load_all()
-    return list(_METHODS.values())
+    return sorted(_METHODS.values(), key=_listing_rank)  # stable: a module's methods keep their order
 
 
 def method_names() -> list[str]:
