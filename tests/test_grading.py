@@ -147,22 +147,32 @@ def test_hidden_tests_run_and_a_loop_or_crash_costs_only_its_question(graded):
 
 def test_json_markdown_and_exit_code(graded):
     code, report, _, markdown = graded
-    assert (report["points"], report["max_points"]) == (7 + 0 + 3, 21)
+    # the learner emptied a test cell: flagged for review, the 3 points the checks gave are withheld
+    assert (report["points"], report["max_points"]) == (7 + 0 + 0, 21)
+    learner = report["notebooks"][2]
+    assert learner["withheld"] and learner["scored"] == 3 and learner["flags"] == [
+        "cell 5: a given cell was edited (it must stay as it was handed out)"]
     assert report["pass_mark"] == 0.6 and report["passed"] is False and code == 1
     assert report["notebooks"][2]["solution"] == str(SOLUTION)
-    assert "**Total: 10 / 21 points (48%)** · pass mark 60%: **not yet passed**" in markdown
+    assert "**Total: 7 / 21 points (33%)** · pass mark 60%: **not yet passed**" in markdown
+    assert "**⚠️ Flagged for review** (the checks gave 3 points, withheld until a teacher reviews" in markdown
     assert "| `q4_prefix_bytes` | 3 / 3 | ✅ passed |  |" in markdown
     assert markdown.count("| `q1_prefix_params` |") == 3
     assert "\x1b[" not in markdown and "\x1b[" not in json.dumps(report)
 
 
-def test_grade_main_passes_and_a_deleted_test_cell_scores_zero(tmp_path, capsys):
-    learner = nbformat.read(SOLUTION, 4)  # all answers right, but the q4 test cell deleted
-    learner.cells = [c for c in learner.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "q4_prefix_bytes"]
+def test_grade_main_passes_and_a_deleted_test_cell_is_flagged(tmp_path, capsys):
+    learner = nbformat.read(SOLUTION, 4)  # all answers right
     nbformat.write(learner, tmp_path / "toy_prefix.ipynb")  # found in SOLUTIONS by its name
     assert grade_main([tmp_path / "toy_prefix.ipynb"], 30, None, 0.5, SOLUTIONS) == 0
+    assert "7 / 7 points" in capsys.readouterr().out
+    # ...but the q4 test cell deleted: scored 0 and flagged, so the other 4 points are withheld
+    learner.cells = [c for c in learner.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "q4_prefix_bytes"]
+    nbformat.write(learner, tmp_path / "toy_prefix.ipynb")
+    assert grade_main([tmp_path / "toy_prefix.ipynb"], 30, None, 0.5, SOLUTIONS) == 1
     out = capsys.readouterr().out
-    assert "4 / 7 points" in out and "| `q4_prefix_bytes` | 0 / 3 | ❓ missing |" in out
+    assert "0 / 7 points" in out and "| `q4_prefix_bytes` | 0 / 3 | ❓ missing |" in out
+    assert "graded test cell q4_prefix_bytes was deleted" in out and "the checks gave 4 points" in out
     assert grade_main([tmp_path / "nope.ipynb"], 30, None, None, SOLUTIONS) == 2
     assert "no notebook at" in capsys.readouterr().err
 
@@ -178,7 +188,7 @@ def test_without_solution_a_stubborn_loop_and_a_dead_kernel_are_survived(tmp_pat
         test("q_env", f"assert sys.executable == {sys.executable!r}\nassert os.environ['TUTORLIB_FAST'] == '1'\n"
                       f"assert os.getcwd() == {str(tmp_path.resolve())!r}"),
         new_code_cell("import time\nwhile True:\n    try:\n        time.sleep(0.1)\n"
-                      "    except KeyboardInterrupt:\n        pass  # ignores the interrupt"),
+                      "    except BaseException:\n        pass  # ignores the interrupt"),
         test("q_state_lost", "assert x == 1"),
         new_code_cell("import os\nos._exit(1)"),
         new_code_cell("y = 2"),
