@@ -29,6 +29,7 @@ How a notebook is graded (what a notebook author and a learner need to know):
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -111,6 +112,13 @@ class _KitCopy:
         for path in (self.root / "tutorlib").rglob("*"):
             path.chmod(0o444 if path.is_file() else 0o555)
         self.manifest = self._hashes()
+        atexit.register(self.remove)
+
+    def remove(self) -> None:
+        """Delete the copy (its files are read-only: make them writable first)."""
+        for path in sorted(self.root.rglob("*"), reverse=True):
+            path.chmod(0o700)
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def _hashes(self) -> dict[str, str]:
         return {str(p.relative_to(self.root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -128,6 +136,8 @@ _KIT: _KitCopy | None = None
 def _kit_copy(renew: bool = False) -> _KitCopy:
     global _KIT
     if _KIT is None or renew or not (_KIT.root / "tutorlib").is_dir():
+        if _KIT is not None:
+            _KIT.remove()
         _KIT = _KitCopy()
     return _KIT
 
