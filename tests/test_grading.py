@@ -215,7 +215,8 @@ def test_ci_workflow_installs_cpu_torch_first_then_grades_and_publishes():
     script = "\n".join(step.get("run", "") for step in steps)
     cpu_torch = script.index("pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu")
     assert cpu_torch < script.index("pip install -e .") < script.index("tutorlib download --all --prepare")
-    assert "tutorlib grade exercises/*.ipynb --out grades" in script
+    assert "tutorlib grade exercises/*.ipynb --feedback --out grades" in script  # visible checks only
+    assert "grade is computed by the teacher" in "\n".join(step.get("name", "") for step in steps)
     assert 'cat grades/grades.md >> "$GITHUB_STEP_SUMMARY"' in script
     upload = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact")]
     assert upload and "grades/grades.json" in upload[0]["with"]["path"] and upload[0]["if"] == "always()"

@@ -160,8 +160,9 @@ def _checks():
 
 
 def _block_kit_helpers(spec: list[str], flags: list) -> None:
-    """Replace each ``module:function`` (or every function of ``module``) by a guard, in its own
-    module and in every already imported module that holds a reference to it."""
+    """Replace each ``module:function`` by a guard (see :func:`_guard`); a bare ``module`` guards
+    every function it defines and every method of its classes. The guard replaces the function in
+    every loaded module that holds it (``from x import f`` made copies of the reference)."""
     import importlib
 
     originals = {}
@@ -171,12 +172,19 @@ def _block_kit_helpers(spec: list[str], flags: list) -> None:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
-        names = [attr] if attr else [n for n, v in vars(module).items()
-                                     if isinstance(v, types.FunctionType) and v.__module__ == module_name]
-        for name in names:
-            real = getattr(module, name, None)
-            if callable(real) and not isinstance(real, type):
-                originals[id(real)] = (real, _guard(real, f"{module_name.split('.')[-1]}.{name}", flags))
+        short = module_name.split(".")[-1]
+        if attr:
+            real = getattr(module, attr, None)
+            if isinstance(real, types.FunctionType):
+                originals[id(real)] = (real, _guard(real, f"{short}.{attr}", flags))
+            continue
+        for name, value in list(vars(module).items()):
+            if isinstance(value, types.FunctionType) and value.__module__ == module_name:
+                originals[id(value)] = (value, _guard(value, f"{short}.{name}", flags))
+            elif isinstance(value, type) and value.__module__ == module_name:
+                for method, function in list(vars(value).items()):
+                    if isinstance(function, types.FunctionType) and (method == "__init__" or not method.startswith("__")):
+                        setattr(value, method, _guard(function, f"{short}.{name}.{method}", flags))
     for module in list(sys.modules.values()):  # `from x import f` copies: replace those too
         if not isinstance(module, types.ModuleType):
             continue

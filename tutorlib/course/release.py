@@ -4,7 +4,7 @@
 the teacher's private material: ``solutions/`` (every answer and hidden test) and ``tests/`` (the
 grader's own fixtures hold solved notebooks and hidden tests too). The exercises are rebuilt from
 the solutions first, so they are current. Then :func:`find_leaks` reads every copied file for a
-solution or hidden-test marker in a notebook and for any line of hidden-test code; a leak stops
+solution or hidden-test marker in a notebook and for hidden-test code (any two consecutive lines); a leak stops
 the release with the file named. The teacher keeps ``solutions/`` private and grades with it
 (:mod:`tutorlib.course.gradebook`); the learner's fork runs only the visible checks.
 """
@@ -19,7 +19,7 @@ from tutorlib.course.builder import _HIDDEN, _SOLUTION, CourseError, build_exerc
 
 PRIVATE = ("solutions", "tests")  # top-level folders that never leave the teacher's copy
 _SKIP_PARTS = {".git", ".venv", "__pycache__", ".ipynb_checkpoints", "runs", "grades", ".pytest_cache"}
-MIN_SECRET_LINE = 25  # shorter hidden-test lines ("for layer, r in ...:") are not secrets by themselves
+MIN_SECRET_LINE = 25  # a pair of short lines ("else:", "pass") is not a secret
 
 
 def _files(repo: Path) -> list[Path]:
@@ -32,50 +32,62 @@ def _files(repo: Path) -> list[Path]:
     return [p for p in paths if p.is_file() and not _SKIP_PARTS & set(p.relative_to(repo).parts)]
 
 
-def hidden_lines(solutions_dir: Path) -> set[str]:
-    """Every line of hidden-test code in the solutions (stripped) that is long enough to be telling
-    and appears nowhere in the built exercises (so it is only in the hidden tests)."""
+def _windows(lines) -> set[tuple[str, str]]:
+    """Every pair of consecutive non-blank lines (stripped; imports left out): two lines of hidden-test code side by
+    side are telling; one line alone ("started = time.perf_counter()") often is not."""
+    kept = [line.strip() for line in lines if line.strip() and not line.strip().startswith(("import ", "from "))]
+    return {(a, b) for a, b in zip(kept, kept[1:]) if max(len(a), len(b)) >= MIN_SECRET_LINE}
+
+
+def hidden_code(solutions_dir: Path) -> set[tuple[str, str]]:
+    """The hidden tests' code as pairs of consecutive lines that the built exercises do not show."""
     from tutorlib.course.builder import make_exercise
 
-    secret: set[str] = set()
-    public: set[str] = set()
+    secret: set[tuple[str, str]] = set()
+    public: set[tuple[str, str]] = set()
     for path in sorted(solutions_dir.rglob("*.ipynb")):
         nb = read_notebook(path)
-        public.update(line.strip() for c in make_exercise(nb).cells for line in c.source.splitlines())
+        for cell in make_exercise(nb).cells:
+            public |= _windows(cell.source.splitlines())
         for cell in nb.cells:
-            inside = False
+            inside, block = False, []
             for line in cell.source.splitlines():
                 if _HIDDEN[0].match(line):
-                    inside = True
+                    inside, block = True, []
                 elif _HIDDEN[1].match(line):
                     inside = False
-                elif inside and len(line.strip()) >= MIN_SECRET_LINE:
-                    secret.add(line.strip())
+                    secret |= _windows(block)
+                elif inside:
+                    block.append(line)
     return secret - public
+
+
+def _sources(path: Path, text: str) -> list[str]:
+    if path.suffix == ".ipynb":
+        try:
+            return [c.source for c in read_notebook(path).cells]
+        except ValueError:
+            pass
+    return [text]
 
 
 def find_leaks(folder: str | Path, solutions_dir: str | Path) -> list[str]:
     """'file: what' for every solution/hidden-test marker in a notebook under ``folder`` and every
-    file holding a line of hidden-test code ([] = nothing leaks)."""
-    folder, secret, leaks = Path(folder), hidden_lines(Path(solutions_dir)), []
+    file holding hidden-test code ([] = nothing leaks)."""
+    folder, secret, leaks = Path(folder), hidden_code(Path(solutions_dir)), []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         try:
             text = path.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             continue
-        rel = path.relative_to(folder)
+        rel, sources = path.relative_to(folder), _sources(path, text)
         if path.suffix == ".ipynb":
-            try:
-                sources = [c.source for c in read_notebook(path).cells]
-            except ValueError:
-                sources = [text]
-            for source in sources:
-                for line in source.splitlines():
-                    if any(m.match(line) for m in (*_HIDDEN, *_SOLUTION)):
-                        leaks.append(f"{rel}: a '{line.strip()}' marker")
-        found = [line for line in secret if line in text]
+            for line in (ln for source in sources for ln in source.splitlines()):
+                if any(m.match(line) for m in (*_HIDDEN, *_SOLUTION)):
+                    leaks.append(f"{rel}: a '{line.strip()}' marker")
+        found = set().union(*(_windows(source.splitlines()) for source in sources)) & secret
         if found:
-            leaks.append(f"{rel}: hidden-test code ({found[0][:60]!r} and {len(found) - 1} more)")
+            leaks.append(f"{rel}: hidden-test code ({sorted(found)[0][0][:60]!r}, {len(found)} line pairs)")
     return leaks
 
 
