@@ -65,6 +65,24 @@ def test_checks_pass_on_right_answers_of_any_array_kind():
         check_equal("shape matters", np.array([1, 2]), np.array([[1, 2]]))
 
 
+def test_checks_compare_plain_data_only():
+    class Anything:  # an answer that claims to equal everything
+        def __eq__(self, other):
+            return True
+
+        __hash__ = None
+        shape, dtype = (2,), "float32"
+
+    for check in (lambda: check_equal("n", Anything(), 3), lambda: check_equal("pair", (Anything(), 1), (3, 1)),
+                  lambda: check_close("x", Anything(), 0.5), lambda: check_tensor("t", Anything(), (2,))):
+        with pytest.raises(AnswerError, match="Anything"):
+            check()
+    with pytest.raises(AnswerError, match="not True or False"):
+        check_true("ok", Anything(), "a real boolean")
+    check_equal("plain", {"a": [1, 2.0, None], "b": (np.int64(3), "x")}, {"a": [1, 2.0, None], "b": (3, "x")})
+    check_true("numpy bool", np.bool_(True), "a numpy boolean is fine")
+
+
 def test_learner_message_is_short_and_free_of_ansi():
     tb = ["\x1b[31m---------\x1b[39m", "Cell \x1b[32mIn[3]\x1b[0m, line 1", "----> 1 assert y == 3",
           "\x1b[31mAssertionError\x1b[39m: "]

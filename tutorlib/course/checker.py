@@ -151,7 +151,32 @@ def _guard(real, label: str, flags: list):
         return real(*args, **kwargs)
 
     guarded.__name__, guarded.__qualname__, guarded.__doc__ = real.__name__, real.__qualname__, real.__doc__
+    guarded._tutorlib_guarded = label  # noqa: SLF001 - how an answer that *is* a kit function is recognised
     return guarded
+
+
+def kit_function_inside(value, depth: int = 0) -> str | None:
+    """The label of a guarded kit function that ``value`` is, or wraps without code of its own
+    (``functools.partial``, a bound method, ``__wrapped__``): such an answer is the kit's, not the
+    learner's. None otherwise."""
+    if depth > 5 or value is None:
+        return None
+    label = getattr(value, "_tutorlib_guarded", None) if isinstance(value, types.FunctionType) else None
+    if label:
+        return label
+    for attr in ("func", "__func__", "__wrapped__"):
+        inner = getattr(value, attr, None) if not isinstance(value, types.ModuleType) else None
+        if inner is not None and inner is not value:
+            found = kit_function_inside(inner, depth + 1)
+            if found:
+                return found
+    return None
+
+
+def _refusal(name: str, label: str):
+    def refused(*args, **kwargs):
+        raise _checks().AnswerError(f"`{name}` is the kit's {label}: this question asks you to write it yourself.")
+    return refused
 
 
 def _checks():
@@ -271,6 +296,11 @@ def main() -> int:
             if kind == "answer":
                 step_flags += [f"rebinds `{n}`, which a given cell defines" for n, v in trusted.items()
                                if ns.get(n, _MISSING) is not v and (callable(v) or isinstance(v, types.ModuleType))]
+                for name in [n for n, v in ns.items() if before.get(n) != id(v) and n not in trusted]:
+                    label = kit_function_inside(ns[name])
+                    if label:  # the answer *is* the kit's function: it may not stand in for the learner's
+                        step_flags.append(f"`{name}` is the kit's {label}, not the learner's own code")
+                        ns[name] = _refusal(name, label)
             if threading.active_count() > threads:
                 step_flags.append("starts a thread that keeps running")
                 threads = threading.active_count()
