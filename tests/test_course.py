@@ -13,7 +13,7 @@ from tutorlib.course.builder import (
     check_exercises_in_sync,
     make_exercise,
     read_notebook,
-    test_parts,
+    split_test_parts,
 )
 from tutorlib.course.release import find_leaks, hidden_code, release
 from tutorlib.course.tamper import cell_sha256, reaches_for_the_grader
@@ -156,9 +156,9 @@ def test_missing_solutions_folder_is_a_clear_error(tmp_path, capsys):
 
 
 def test_parts_split_a_test_cell_and_keep_shared_code():
-    shared, parts = test_parts("x = 1\n### PART 1 point: first\nassert x\n### PART 2 points: second\nassert x == 1", 3)
+    shared, parts = split_test_parts("x = 1\n### PART 1 point: first\nassert x\n### PART 2 points: second\nassert x == 1", 3)
     assert shared == "x = 1" and parts == [("first", 1.0, "assert x"), ("second", 2.0, "assert x == 1")]
-    assert test_parts("assert True", 2) == ("", [("", 2.0, "assert True")])
+    assert split_test_parts("assert True", 2) == ("", [("", 2.0, "assert True")])
 
 
 def test_exercises_carry_a_checksum_of_every_given_cell(tmp_path):
@@ -196,20 +196,20 @@ def test_the_learners_copy_holds_no_solution_and_no_hidden_test(tmp_path):
     names = {p.relative_to(out).as_posix() for p in files}
     assert "exercises/01_parameters.ipynb" in names and "tutorlib/course/checks.py" in names
     assert not any(n.startswith(("solutions/", "tests/")) for n in names)
-    # grep the copy: no marker in any notebook, no line pair of any hidden test in any file
-    secret = hidden_code(repo / "solutions")
+    # grep the copy: no marker in any notebook, no three lines of any hidden test in any file
+    secret = hidden_code(repo / "solutions", repo / "notebooks")
     assert len(secret) > 50
     for path in out.rglob("*.ipynb"):
         text = "\n".join(c.source for c in read_notebook(path).cells)
         assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text, path
-    assert find_leaks(out, repo / "solutions") == []
+    assert find_leaks(out, repo / "solutions", repo / "notebooks") == []
     # ...and the check does find a leak: a solution copied in by mistake stops the release
     (tmp_path / "leaky").mkdir()
     (tmp_path / "leaky" / "a.ipynb").write_bytes((repo / "solutions" / "05_ambiguity.ipynb").read_bytes())
     assert any("marker" in leak for leak in find_leaks(tmp_path / "leaky", repo / "solutions"))
     (tmp_path / "leaky" / "a.ipynb").unlink()
     (tmp_path / "leaky" / "notes.py").write_text(
-        "\n".join(sorted(secret)[0]) + "\n")  # two lines of hidden-test code pasted into a file
+        "\n".join(sorted(secret)[0]) + "\n")  # three lines of hidden-test code pasted into a file
     assert find_leaks(tmp_path / "leaky", repo / "solutions")
     with pytest.raises(CourseError, match="not empty"):
         release(out, repo=repo)

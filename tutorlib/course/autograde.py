@@ -53,7 +53,7 @@ from tutorlib.course.builder import (
     make_exercise,
     nbgrader_meta,
     read_notebook,
-    test_parts,
+    split_test_parts,
 )
 from tutorlib.course.checker import python_source
 from tutorlib.course.report import GradeReport, NotebookResult, QuestionResult
@@ -265,7 +265,7 @@ class _Plan:
 
 
 def _add_test(plan: _Plan, index: int, gid: str, source: str, points: float) -> None:
-    shared, parts = test_parts(source, points)
+    shared, parts = split_test_parts(source, points)
     plan.test_cell[gid] = index
     if shared.strip():
         plan.shared[gid] = len(plan.steps)

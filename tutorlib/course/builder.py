@@ -77,7 +77,7 @@ def graded_tests(nb) -> dict[str, tuple[int, object]]:
             if is_graded_test(c) and nbgrader_meta(c).get("grade_id")}
 
 
-def test_parts(source: str, points: float) -> tuple[str, list[tuple[str, float, str]]]:
+def split_test_parts(source: str, points: float) -> tuple[str, list[tuple[str, float, str]]]:
     """Split a graded test cell into (shared code, [(label, points, code), ...]); one part holding
     everything (label "") when the cell has no ``### PART n points: ...`` lines."""
     shared, parts = [], []
@@ -176,7 +176,7 @@ def make_exercise(solution, name: str = "notebook") -> nbformat.NotebookNode:
             if meta.get("grade") and not isinstance(meta.get("points"), (int, float)):
                 raise CourseError(f"{where}: graded cell {gid!r} needs a number 'points' in its metadata.")
             if is_graded_test(cell):
-                _, parts = test_parts(cell.source, meta["points"])
+                _, parts = split_test_parts(cell.source, meta["points"])
                 if abs(sum(p for _, p, _ in parts) - meta["points"]) > 1e-9:
                     raise CourseError(f"{where}: the PART lines of {gid!r} add up to "
                                       f"{sum(p for _, p, _ in parts):g} points, but the cell has {meta['points']:g}; "

@@ -4,7 +4,7 @@
 the teacher's private material: ``solutions/`` (every answer and hidden test) and ``tests/`` (the
 grader's own fixtures hold solved notebooks and hidden tests too). The exercises are rebuilt from
 the solutions first, so they are current. Then :func:`find_leaks` reads every copied file for a
-solution or hidden-test marker in a notebook and for hidden-test code (any two consecutive lines); a leak stops
+solution or hidden-test marker in a notebook and for hidden-test code (any three consecutive lines); a leak stops
 the release with the file named. The teacher keeps ``solutions/`` private and grades with it
 (:mod:`tutorlib.course.gradebook`); the learner's fork runs only the visible checks.
 """
@@ -19,7 +19,7 @@ from tutorlib.course.builder import _HIDDEN, _SOLUTION, CourseError, build_exerc
 
 PRIVATE = ("solutions", "tests")  # top-level folders that never leave the teacher's copy
 _SKIP_PARTS = {".git", ".venv", "__pycache__", ".ipynb_checkpoints", "runs", "grades", ".pytest_cache"}
-MIN_SECRET_LINE = 25  # a pair of short lines ("else:", "pass") is not a secret
+MIN_SECRET_LINE = 25  # three short lines ("else:", "pass", ...) are not a secret
 
 
 def _files(repo: Path) -> list[Path]:
@@ -32,19 +32,23 @@ def _files(repo: Path) -> list[Path]:
     return [p for p in paths if p.is_file() and not _SKIP_PARTS & set(p.relative_to(repo).parts)]
 
 
-def _windows(lines) -> set[tuple[str, str]]:
-    """Every pair of consecutive non-blank lines (stripped; imports left out): two lines of hidden-test code side by
-    side are telling; one line alone ("started = time.perf_counter()") often is not."""
+def _windows(lines) -> set[tuple[str, ...]]:
+    """Every run of three consecutive non-blank lines (stripped; imports left out): three lines of
+    hidden-test code side by side are telling; one line alone ("optimizer.step()") is not."""
     kept = [line.strip() for line in lines if line.strip() and not line.strip().startswith(("import ", "from "))]
-    return {(a, b) for a, b in zip(kept, kept[1:]) if max(len(a), len(b)) >= MIN_SECRET_LINE}
+    return {w for w in zip(kept, kept[1:], kept[2:]) if max(map(len, w)) >= MIN_SECRET_LINE}
 
 
-def hidden_code(solutions_dir: Path) -> set[tuple[str, str]]:
-    """The hidden tests' code as pairs of consecutive lines that the built exercises do not show."""
+def hidden_code(solutions_dir: Path, lessons_dir: Path | None = None) -> set[tuple[str, ...]]:
+    """The hidden tests' code as runs of three consecutive lines that neither the built exercises
+    nor the lessons (``lessons_dir``, code a learner reads anyway) show."""
     from tutorlib.course.builder import make_exercise
 
-    secret: set[tuple[str, str]] = set()
-    public: set[tuple[str, str]] = set()
+    secret: set[tuple[str, ...]] = set()
+    public: set[tuple[str, ...]] = set()
+    for path in sorted(lessons_dir.glob("*.ipynb")) if lessons_dir is not None and lessons_dir.is_dir() else []:
+        for cell in read_notebook(path).cells:
+            public |= _windows(cell.source.splitlines())
     for path in sorted(solutions_dir.rglob("*.ipynb")):
         nb = read_notebook(path)
         for cell in make_exercise(nb).cells:
@@ -71,10 +75,12 @@ def _sources(path: Path, text: str) -> list[str]:
     return [text]
 
 
-def find_leaks(folder: str | Path, solutions_dir: str | Path) -> list[str]:
+def find_leaks(folder: str | Path, solutions_dir: str | Path, lessons_dir: str | Path | None = None) -> list[str]:
     """'file: what' for every solution/hidden-test marker in a notebook under ``folder`` and every
-    file holding hidden-test code ([] = nothing leaks)."""
-    folder, secret, leaks = Path(folder), hidden_code(Path(solutions_dir)), []
+    file holding hidden-test code ([] = nothing leaks); code that the lessons in ``lessons_dir``
+    (the teacher's repository) show is not a secret."""
+    folder, leaks = Path(folder), []
+    secret = hidden_code(Path(solutions_dir), Path(lessons_dir) if lessons_dir is not None else None)
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         try:
             text = path.read_text(encoding="utf-8")
@@ -87,7 +93,7 @@ def find_leaks(folder: str | Path, solutions_dir: str | Path) -> list[str]:
                     leaks.append(f"{rel}: a '{line.strip()}' marker")
         found = set().union(*(_windows(source.splitlines()) for source in sources)) & secret
         if found:
-            leaks.append(f"{rel}: hidden-test code ({sorted(found)[0][0][:60]!r}, {len(found)} line pairs)")
+            leaks.append(f"{rel}: hidden-test code ({sorted(found)[0][0][:60]!r}, {len(found)} runs of 3 lines)")
     return leaks
 
 
@@ -110,7 +116,7 @@ def release(out_dir: str | Path, repo: str | Path = ".", solutions_dir: str | Pa
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
         written.append(target)
-    leaks = find_leaks(out, solutions)
+    leaks = find_leaks(out, solutions, repo / "notebooks")
     if leaks:
         shutil.rmtree(out)
         raise CourseError("The learner's copy would leak hidden tests or solutions, so nothing was released:\n  "
