@@ -263,15 +263,15 @@ def main() -> int:
     ns: dict = {"__name__": "__main__", "__builtins__": builtins, "get_ipython": _Stub}
     trusted: dict = {"get_ipython": _Stub}
     snapshot = Snapshot()
-    threads = threading.active_count()
     test_ns: dict | None = None
+    test_names: dict = {}  # what earlier tests defined (a hidden test may reuse them), never seen by answers
     for step in steps[job.get("start", 0):]:
         kind = step["kind"]
         for name in [n for n, v in trusted.items() if ns.get(n, _MISSING) is not v]:
             ns[name] = trusted[name]
         if kind == "test":
             if step.get("new_namespace", True):
-                test_ns = {**ns, **check_helpers, "__builtins__": dict(clean_builtins)}
+                test_ns = {**ns, **test_names, **check_helpers, "__builtins__": dict(clean_builtins)}
             where = test_ns
         else:
             where = ns
@@ -287,10 +287,12 @@ def main() -> int:
             status, detail = "error", _message(error)
         seconds = time.perf_counter() - started
         step_flags, flags[:] = list(flags), []
+        if kind == "test":
+            test_names.update({n: v for n, v in test_ns.items() if ns.get(n, _MISSING) is not v
+                               and n not in check_helpers and n != "__builtins__"})
         if kind == "given":
             trusted.update({n: v for n, v in ns.items() if before.get(n) != id(v)})
             snapshot = Snapshot()  # the given cells' imports and settings are the reference
-            threads = threading.active_count()
         else:
             step_flags += snapshot.restore_changes()
             if kind == "answer":
@@ -301,9 +303,6 @@ def main() -> int:
                     if label:  # the answer *is* the kit's function: it may not stand in for the learner's
                         step_flags.append(f"`{name}` is the kit's {label}, not the learner's own code")
                         ns[name] = _refusal(name, label)
-            if threading.active_count() > threads:
-                step_flags.append("starts a thread that keeps running")
-                threads = threading.active_count()
         send(step=step["id"], event="end", status=status, ename=detail[0], evalue=detail[1],
              traceback=detail[2], seconds=seconds, flags=step_flags)
     out.flush()
