@@ -32,7 +32,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 import traceback
 import types
