@@ -12,7 +12,11 @@ from tutorlib.course.builder import (
     build_exercises,
     check_exercises_in_sync,
     make_exercise,
+    read_notebook,
+    split_test_parts,
 )
+from tutorlib.course.release import find_leaks, hidden_code, release
+from tutorlib.course.tamper import cell_sha256, reaches_for_the_grader
 
 FIXTURES = Path(__file__).parent / "notebooks"
 
@@ -81,6 +85,7 @@ def test_hidden_tests_removed_outputs_cleared_metadata_kept():
     ([new_code_cell("y = 2  ### BEGIN SOLUTION")], "not on a line of its own"),
     ([graded("pass", gid="same"), graded("pass", gid="same")], "used twice"),
     ([graded("pass", points=None)], "needs a number 'points'"),
+    ([graded("### PART 1 point: a\npass\n### PART 2 points: b\npass", points=2)], "add up to 3 points"),
 ])
 def test_broken_solutions_raise_clear_errors(cells, words):
     with pytest.raises(CourseError, match=words) as info:
@@ -148,3 +153,63 @@ def test_build_never_overwrites_a_learners_edits_unless_forced(tmp_path):
 def test_missing_solutions_folder_is_a_clear_error(tmp_path, capsys):
     assert build_main(tmp_path / "nope", tmp_path / "ex", check=False) == 2
     assert "No solutions folder" in capsys.readouterr().err
+
+
+def test_parts_split_a_test_cell_and_keep_shared_code():
+    shared, parts = split_test_parts("x = 1\n### PART 1 point: first\nassert x\n### PART 2 points: second\nassert x == 1", 3)
+    assert shared == "x = 1" and parts == [("first", 1.0, "assert x"), ("second", 2.0, "assert x == 1")]
+    assert split_test_parts("assert True", 2) == ("", [("", 2.0, "assert True")])
+
+
+def test_exercises_carry_a_checksum_of_every_given_cell(tmp_path):
+    build_exercises(FIXTURES / "solutions", tmp_path)
+    nb = read_notebook(tmp_path / "toy_prefix.ipynb")
+    given = nb.metadata["tutorlib"]["given_sha256"]
+    answer_ids = {c.id for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")}
+    assert set(given) == {c.id for c in nb.cells} - answer_ids and len(answer_ids) == 4
+    assert all(given[c.id] == cell_sha256(c.source) for c in nb.cells if c.id in given)
+    assert cell_sha256("x = 1  \n\n") == cell_sha256("x = 1") != cell_sha256("x = 2")
+
+
+@pytest.mark.parametrize("source, found", [
+    ("get_ipython().input_transformers_cleanup.append(lambda lines: [])", "input transformers"),
+    ("import tutorlib.course.checks as c\nc.check_equal = print", "import tutorlib.course.checks"),
+    ("import builtins\nbuiltins.len = lambda x: 3", "the builtins module"),
+    ("f.__code__ = g.__code__", "code object"),
+    ("import os\nos._exit(0)", "exiting the process"),
+    ("exec('x = 1')", "exec(...)"),
+])
+def test_answer_code_that_reaches_for_the_grader_is_named(source, found):
+    hits = reaches_for_the_grader(source)
+    assert hits and found in " ".join(hits) and hits[0].startswith("line ")
+
+
+def test_ordinary_answer_code_is_not_flagged():
+    assert reaches_for_the_grader("import math\nimport inspect\ndef f(x):\n    return math.sqrt(x) + len(inspect.getsource(f))") == []
+    assert reaches_for_the_grader("def broken(:") == []  # a syntax error fails on its own
+
+
+def test_the_learners_copy_holds_no_solution_and_no_hidden_test(tmp_path):
+    repo = Path(__file__).parents[1]
+    out = tmp_path / "release"
+    files = release(out, repo=repo)
+    names = {p.relative_to(out).as_posix() for p in files}
+    assert "exercises/01_parameters.ipynb" in names and "tutorlib/course/checks.py" in names
+    assert not any(n.startswith(("solutions/", "tests/")) for n in names)
+    # grep the copy: no marker in any notebook, no three lines of any hidden test in any file
+    secret = hidden_code(repo / "solutions", repo / "notebooks")
+    assert len(secret) > 50
+    for path in out.rglob("*.ipynb"):
+        text = "\n".join(c.source for c in read_notebook(path).cells)
+        assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text, path
+    assert find_leaks(out, repo / "solutions", repo / "notebooks") == []
+    # ...and the check does find a leak: a solution copied in by mistake stops the release
+    (tmp_path / "leaky").mkdir()
+    (tmp_path / "leaky" / "a.ipynb").write_bytes((repo / "solutions" / "05_ambiguity.ipynb").read_bytes())
+    assert any("marker" in leak for leak in find_leaks(tmp_path / "leaky", repo / "solutions"))
+    (tmp_path / "leaky" / "a.ipynb").unlink()
+    (tmp_path / "leaky" / "notes.py").write_text(
+        "\n".join(sorted(secret)[0]) + "\n")  # three lines of hidden-test code pasted into a file
+    assert find_leaks(tmp_path / "leaky", repo / "solutions")
+    with pytest.raises(CourseError, match="not empty"):
+        release(out, repo=repo)

@@ -65,6 +65,24 @@ def test_checks_pass_on_right_answers_of_any_array_kind():
         check_equal("shape matters", np.array([1, 2]), np.array([[1, 2]]))
 
 
+def test_checks_compare_plain_data_only():
+    class Anything:  # an answer that claims to equal everything
+        def __eq__(self, other):
+            return True
+
+        __hash__ = None
+        shape, dtype = (2,), "float32"
+
+    for check in (lambda: check_equal("n", Anything(), 3), lambda: check_equal("pair", (Anything(), 1), (3, 1)),
+                  lambda: check_close("x", Anything(), 0.5), lambda: check_tensor("t", Anything(), (2,))):
+        with pytest.raises(AnswerError, match="Anything"):
+            check()
+    with pytest.raises(AnswerError, match="not True or False"):
+        check_true("ok", Anything(), "a real boolean")
+    check_equal("plain", {"a": [1, 2.0, None], "b": (np.int64(3), "x")}, {"a": [1, 2.0, None], "b": (3, "x")})
+    check_true("numpy bool", np.bool_(True), "a numpy boolean is fine")
+
+
 def test_learner_message_is_short_and_free_of_ansi():
     tb = ["\x1b[31m---------\x1b[39m", "Cell \x1b[32mIn[3]\x1b[0m, line 1", "----> 1 assert y == 3",
           "\x1b[31mAssertionError\x1b[39m: "]
@@ -147,22 +165,32 @@ def test_hidden_tests_run_and_a_loop_or_crash_costs_only_its_question(graded):
 
 def test_json_markdown_and_exit_code(graded):
     code, report, _, markdown = graded
-    assert (report["points"], report["max_points"]) == (7 + 0 + 3, 21)
+    # the learner emptied a test cell: flagged for review, the 3 points the checks gave are withheld
+    assert (report["points"], report["max_points"]) == (7 + 0 + 0, 21)
+    learner = report["notebooks"][2]
+    assert learner["withheld"] and learner["scored"] == 3 and learner["flags"] == [
+        "cell 5: a given cell was edited (it must stay as it was handed out)"]
     assert report["pass_mark"] == 0.6 and report["passed"] is False and code == 1
     assert report["notebooks"][2]["solution"] == str(SOLUTION)
-    assert "**Total: 10 / 21 points (48%)** · pass mark 60%: **not yet passed**" in markdown
+    assert "**Total: 7 / 21 points (33%)** · pass mark 60%: **not yet passed**" in markdown
+    assert "**⚠️ Flagged for review** (the checks gave 3 points, withheld until a teacher reviews" in markdown
     assert "| `q4_prefix_bytes` | 3 / 3 | ✅ passed |  |" in markdown
     assert markdown.count("| `q1_prefix_params` |") == 3
     assert "\x1b[" not in markdown and "\x1b[" not in json.dumps(report)
 
 
-def test_grade_main_passes_and_a_deleted_test_cell_scores_zero(tmp_path, capsys):
-    learner = nbformat.read(SOLUTION, 4)  # all answers right, but the q4 test cell deleted
-    learner.cells = [c for c in learner.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "q4_prefix_bytes"]
+def test_grade_main_passes_and_a_deleted_test_cell_is_flagged(tmp_path, capsys):
+    learner = nbformat.read(SOLUTION, 4)  # all answers right
     nbformat.write(learner, tmp_path / "toy_prefix.ipynb")  # found in SOLUTIONS by its name
     assert grade_main([tmp_path / "toy_prefix.ipynb"], 30, None, 0.5, SOLUTIONS) == 0
+    assert "7 / 7 points" in capsys.readouterr().out
+    # ...but the q4 test cell deleted: scored 0 and flagged, so the other 4 points are withheld
+    learner.cells = [c for c in learner.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "q4_prefix_bytes"]
+    nbformat.write(learner, tmp_path / "toy_prefix.ipynb")
+    assert grade_main([tmp_path / "toy_prefix.ipynb"], 30, None, 0.5, SOLUTIONS) == 1
     out = capsys.readouterr().out
-    assert "4 / 7 points" in out and "| `q4_prefix_bytes` | 0 / 3 | ❓ missing |" in out
+    assert "0 / 7 points" in out and "| `q4_prefix_bytes` | 0 / 3 | ❓ missing |" in out
+    assert "graded test cell q4_prefix_bytes was deleted" in out and "the checks gave 4 points" in out
     assert grade_main([tmp_path / "nope.ipynb"], 30, None, None, SOLUTIONS) == 2
     assert "no notebook at" in capsys.readouterr().err
 
@@ -178,7 +206,7 @@ def test_without_solution_a_stubborn_loop_and_a_dead_kernel_are_survived(tmp_pat
         test("q_env", f"assert sys.executable == {sys.executable!r}\nassert os.environ['TUTORLIB_FAST'] == '1'\n"
                       f"assert os.getcwd() == {str(tmp_path.resolve())!r}"),
         new_code_cell("import time\nwhile True:\n    try:\n        time.sleep(0.1)\n"
-                      "    except KeyboardInterrupt:\n        pass  # ignores the interrupt"),
+                      "    except BaseException:\n        pass  # ignores the interrupt"),
         test("q_state_lost", "assert x == 1"),
         new_code_cell("import os\nos._exit(1)"),
         new_code_cell("y = 2"),
@@ -205,7 +233,8 @@ def test_ci_workflow_installs_cpu_torch_first_then_grades_and_publishes():
     script = "\n".join(step.get("run", "") for step in steps)
     cpu_torch = script.index("pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu")
     assert cpu_torch < script.index("pip install -e .") < script.index("tutorlib download --all --prepare")
-    assert "tutorlib grade exercises/*.ipynb --out grades" in script
+    assert "tutorlib grade exercises/*.ipynb --feedback --out grades" in script  # visible checks only
+    assert "grade is computed by the teacher" in "\n".join(step.get("name", "") for step in steps)
     assert 'cat grades/grades.md >> "$GITHUB_STEP_SUMMARY"' in script
     upload = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact")]
     assert upload and "grades/grades.json" in upload[0]["with"]["path"] and upload[0]["if"] == "always()"

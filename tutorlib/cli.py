@@ -1,4 +1,4 @@
-"""The `tutorlib` command: doctor | download | demo | compare | grade | build-exercises.
+"""The `tutorlib` command: doctor | download | demo | compare | grade | release | build-exercises.
 
 Each sub-command imports what it needs when it runs, so `tutorlib --help` is instant.
 A learner's mistake (unknown name, no network, bad folder) ends in one clear message and
@@ -136,8 +136,42 @@ def cmd_compare(args) -> int:
 
 
 def cmd_grade(args) -> int:
+    if len(args.paths) == 1 and Path(args.paths[0]).is_dir():
+        return class_main(args.paths[0], args.solutions, args.out, roster=args.roster, overrides=args.overrides,
+                          cell_timeout=args.cell_timeout)
     return grade_main(args.paths, cell_timeout=args.cell_timeout, out_dir=args.out,
-                      pass_mark=args.pass_mark, solutions_dir=args.solutions)
+                      pass_mark=args.pass_mark, solutions_dir=args.solutions, hidden=not args.feedback)
+
+
+def cmd_release(args) -> int:
+    from tutorlib.course.builder import CourseError
+    from tutorlib.course.release import release
+
+    try:
+        files = release(args.out, solutions_dir=args.solutions)
+    except CourseError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote the learner's copy to {args.out}: {len(files)} files, no solutions/ and no hidden test "
+          "(checked). Keep solutions/ private: grade with `tutorlib grade SUBMISSIONS --solutions solutions`.")
+    return 0
+
+
+def class_main(submissions, solutions_dir, out_dir, roster=None, overrides=None, cell_timeout: float = 120) -> int:
+    """``tutorlib grade SUBMISSIONS_DIR``: one folder per learner; writes the gradebook. Exit 2 on a
+    missing folder or solutions."""
+    from tutorlib.course.gradebook import grade_class
+
+    try:
+        learners = grade_class(submissions, solutions_dir, out_dir, roster=roster, overrides=overrides,
+                               cell_timeout=cell_timeout, verbose=True)
+    except (ValueError, OSError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print((Path(out_dir) / "report.md").read_text())
+    print(f"wrote {Path(out_dir) / 'gradebook.csv'} and feedback for {len(learners)} learner(s) in "
+          f"{Path(out_dir) / 'feedback'}")
+    return 0
 
 
 def cmd_build_exercises(args) -> int:
@@ -145,7 +179,7 @@ def cmd_build_exercises(args) -> int:
 
 
 def grade_main(paths, cell_timeout: float = 120, out_dir: str | Path | None = "grades",
-               pass_mark: float | None = None, solutions_dir: str | Path = "solutions") -> int:
+               pass_mark: float | None = None, solutions_dir: str | Path = "solutions", hidden: bool = True) -> int:
     """``tutorlib grade``: grade, print the summary, write the files. Exit code 0; 1 when the
     total is below ``pass_mark``; 2 when a path does not exist or no notebook was given."""
     from tutorlib.course.autograde import grade_notebooks
@@ -158,7 +192,7 @@ def grade_main(paths, cell_timeout: float = 120, out_dir: str | Path | None = "g
         return 2
     try:
         report = grade_notebooks(paths, solutions_dir=solutions_dir, cell_timeout=cell_timeout,
-                                 out_dir=out_dir, pass_mark=pass_mark, verbose=True)
+                                 out_dir=out_dir, pass_mark=pass_mark, verbose=True, hidden=hidden)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -222,13 +256,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default="runs/compare", help="output folder for results.json and plots")
     c.set_defaults(func=cmd_compare)
 
-    g = sub.add_parser("grade", help="run and score notebooks; write grades.json and grades.md")
-    g.add_argument("paths", nargs="+")
+    g = sub.add_parser("grade", help="score notebooks (grades.json, grades.md), or a class folder (gradebook.csv)")
+    g.add_argument("paths", nargs="+", help="notebooks, or one folder with a sub-folder per learner")
     g.add_argument("--out", default="grades")
     g.add_argument("--cell-timeout", type=int, default=300)
     g.add_argument("--pass-mark", type=float, default=None, help="exit 1 below this fraction (0-1)")
-    g.add_argument("--solutions", default="solutions", help="where the hidden tests come from")
+    g.add_argument("--solutions", default="solutions", help="the teacher's private solutions (hidden tests)")
+    g.add_argument("--feedback", action="store_true", help="visible checks only, no solutions (a learner's run)")
+    g.add_argument("--roster", default=None, help="class mode: CSV folder,learner mapping folders to learner ids")
+    g.add_argument("--overrides", default=None, help="class mode: CSV learner,notebook,decision,note (teacher)")
     g.set_defaults(func=cmd_grade)
+
+    r = sub.add_parser("release", help="write the learner's copy: no solutions, no hidden tests")
+    r.add_argument("out", help="a new folder outside the repository")
+    r.add_argument("--solutions", default="solutions")
+    r.set_defaults(func=cmd_release)
 
     b = sub.add_parser("build-exercises", help="write exercises/ from solutions/")
     b.add_argument("--solutions", default="solutions")

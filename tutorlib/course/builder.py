@@ -11,6 +11,15 @@ A solution notebook follows nbgrader's conventions, so a teacher with nbgrader c
   "q1_prefix_count", "points": 2, "locked": true, "schema_version": 3}}``. Lines between
   ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` are removed from the exercise; the
   grader runs the solution's copy of every graded test cell (see :mod:`tutorlib.course.autograde`).
+* **partial credit**: a graded test cell may split its checks into parts, each starting with a
+  line ``### PART 1 point: what it checks``; each part scores its points when it runs without an
+  error (code before the first part is shared: if it fails, every part fails). The parts' points
+  add up to the cell's ``points``.
+* a **markdown answer cell** ("Think" questions) is not scored: the grader copies the learner's text
+  into the teacher's report, to be marked by hand.
+* every **given cell** (neither answer nor hidden test) gets a sha256 in the exercise's metadata
+  (``metadata.tutorlib.given_sha256``: cell id -> hash), so an edited given cell can be told (see
+  :mod:`tutorlib.course.tamper`).
 
 :func:`build_exercises` writes ``exercises/`` from ``solutions/`` (outputs cleared, execution counts
 reset, byte-identical output for the same input, atomic writes); :func:`check_exercises_in_sync`
@@ -35,6 +44,7 @@ MARKDOWN_STUB = ["YOUR ANSWER HERE"]
 # must never leak an answer into an exercise. Anything left over afterwards is an error.
 _SOLUTION = (re.compile(r"^\s*#+\s*BEGIN SOLUTION\b"), re.compile(r"^\s*#+\s*END SOLUTION\b"))
 _HIDDEN = (re.compile(r"^\s*#+\s*BEGIN HIDDEN TESTS\b"), re.compile(r"^\s*#+\s*END HIDDEN TESTS\b"))
+_PART = re.compile(r"^\s*#+\s*PART\s+(\d+(?:\.\d+)?)\s+points?\b:?\s*(.*)$")
 _LEFTOVER = re.compile(r"(BEGIN|END) (SOLUTION|HIDDEN TESTS)")
 _VOLATILE_CELL_META = ("execution", "ExecuteTime", "collapsed", "scrolled")
 
@@ -65,6 +75,23 @@ def graded_tests(nb) -> dict[str, tuple[int, object]]:
     """``grade_id -> (cell index, cell)`` for every graded test cell, in notebook order."""
     return {nbgrader_meta(c)["grade_id"]: (i, c) for i, c in enumerate(nb.cells)
             if is_graded_test(c) and nbgrader_meta(c).get("grade_id")}
+
+
+def split_test_parts(source: str, points: float) -> tuple[str, list[tuple[str, float, str]]]:
+    """Split a graded test cell into (shared code, [(label, points, code), ...]); one part holding
+    everything (label "") when the cell has no ``### PART n points: ...`` lines."""
+    shared, parts = [], []
+    for line in source.split("\n"):
+        match = _PART.match(line)
+        if match:
+            parts.append([match.group(2).strip() or f"part {len(parts) + 1}", float(match.group(1)), []])
+        elif parts:
+            parts[-1][2].append(line)
+        else:
+            shared.append(line)
+    if not parts:
+        return "", [("", float(points), source)]
+    return "\n".join(shared), [(label, pts, "\n".join(code)) for label, pts, code in parts]
 
 
 def _where(path, index: int, cell) -> str:
@@ -135,6 +162,12 @@ def make_exercise(solution, name: str = "notebook") -> nbformat.NotebookNode:
             seen.add(gid)
             if meta.get("grade") and not isinstance(meta.get("points"), (int, float)):
                 raise CourseError(f"{where}: graded cell {gid!r} needs a number 'points' in its metadata.")
+            if is_graded_test(cell):
+                _, parts = split_test_parts(cell.source, meta["points"])
+                if abs(sum(p for _, p, _ in parts) - meta["points"]) > 1e-9:
+                    raise CourseError(f"{where}: the PART lines of {gid!r} add up to "
+                                      f"{sum(p for _, p, _ in parts):g} points, but the cell has {meta['points']:g}; "
+                                      "make them agree.")
         stub = CODE_STUB if cell.cell_type == "code" else MARKDOWN_STUB
         source, n_solutions = _replace_regions(cell.source, _SOLUTION, stub, where)
         if n_solutions and not is_answer_cell(cell):
@@ -159,6 +192,13 @@ def make_exercise(solution, name: str = "notebook") -> nbformat.NotebookNode:
     return nb
 
 
+def given_checksums(exercise) -> dict[str, str]:
+    """cell id -> sha256 of every given cell of an exercise (all cells but the answer cells)."""
+    from tutorlib.course.tamper import cell_sha256
+
+    return {c.get("id"): cell_sha256(c.source) for c in exercise.cells if not is_answer_cell(c) and c.get("id")}
+
+
 def _cells_fingerprint(nb) -> str:
     """sha256 of the cells' types and sources: changes exactly when someone edits a cell."""
     text = json.dumps([[c.get("cell_type"), c.get("source", "")] for c in nb.cells])
@@ -176,7 +216,8 @@ def _plan(solutions_dir: Path, exercises_dir: Path) -> list[tuple[Path, Path, by
             continue
         rel = sol.relative_to(solutions_dir)
         nb = make_exercise(read_notebook(sol), name=str(sol))
-        nb.metadata["tutorlib"] = {"solution": rel.as_posix(), "cells_sha256": _cells_fingerprint(nb)}
+        nb.metadata["tutorlib"] = {"solution": rel.as_posix(), "cells_sha256": _cells_fingerprint(nb),
+                                   "given_sha256": given_checksums(nb)}
         plan.append((sol, exercises_dir / rel, notebook_bytes(nb)))
     return plan
 

@@ -18,9 +18,13 @@ arrays; torch is never imported here (a check works in a notebook without it).
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Sequence
 
 import numpy as np
+
+_PLAIN = (int, float, bool, complex, str, bytes, type(None))
+_CONTAINERS = (list, tuple, set, frozenset)
 
 
 class AnswerError(AssertionError):
@@ -51,7 +55,36 @@ def _fail(name: str, lines: list[tuple[str, str]], hint: str | None, headline: s
 
 
 def _is_array(value: Any) -> bool:
-    return hasattr(value, "shape") and hasattr(value, "dtype")
+    """A numpy array or a torch tensor, by exact type: an object that only looks like one (its own
+    ``shape`` and ``dtype``) is not an answer a check can trust."""
+    torch = sys.modules.get("torch")
+    return type(value) is np.ndarray or (torch is not None and type(value) in (torch.Tensor, torch.nn.Parameter))
+
+
+def _plain_kind(value: Any, depth: int = 0) -> str | None:
+    """None when ``value`` is plain data a check can compare without running the answer's own code
+    (numbers, strings, None, arrays, tensors, and lists/tuples/sets/dicts of them); otherwise the
+    name of the first type that is not."""
+    if type(value) in _PLAIN or isinstance(value, np.generic) and type(value).__module__ == "numpy" or _is_array(value):
+        return None
+    if depth > 20:
+        return "a structure nested more than 20 levels deep"
+    if type(value) in _CONTAINERS:
+        return next((kind for item in value if (kind := _plain_kind(item, depth + 1))), None)
+    if type(value) is dict:
+        return next((kind for item in [*value.keys(), *value.values()] if (kind := _plain_kind(item, depth + 1))), None)
+    return type(value).__name__
+
+
+def _require_plain(name: str, value: Any, hint: str | None) -> None:
+    """Fail unless ``value`` is plain data: an object of the answer's own class could answer "equal"
+    to anything (``__eq__``), so it is never compared."""
+    __tracebackhide__ = True
+    kind = _plain_kind(value)
+    if kind is not None:
+        _fail(name, [("got", f"a value of type {kind}"),
+                     ("expected", "plain data: a number, string, None, a numpy array or torch tensor, or a "
+                                  "list/tuple/set/dict of those")], hint)
 
 
 def _dtype(value: Any) -> str:
@@ -82,6 +115,7 @@ def check_equal(name: str, got: Any, expected: Any, hint: str | None = None) -> 
     whose shape matters. Raises :class:`AnswerError` with expected/got/hint when they differ.
     """
     __tracebackhide__ = True
+    _require_plain(name, got, hint)
     if _is_array(got) or _is_array(expected):
         a, b = _as_numpy(got), _as_numpy(expected)
         same = a.shape == b.shape and bool(np.array_equal(a, b))
@@ -110,6 +144,7 @@ def check_close(
     ``rtol`` is relative (1e-2 = within 1%), ``atol`` absolute, in the units of the answer.
     """
     __tracebackhide__ = True
+    _require_plain(name, got, hint)
     if got is None or isinstance(got, (str, bytes)):
         _fail(name, [("expected", f"a number close to {_show(expected)}"), ("got", _show(got))]
               + _none_note(got), hint)
@@ -180,13 +215,17 @@ def check_true(name: str, condition: Any, expected: str, hint: str | None = None
     "every weight of the base model is frozen", hint="call p.requires_grad_(False)")``.
     """
     __tracebackhide__ = True
-    if not bool(condition):
+    if type(condition) not in (bool, np.bool_):  # an object's own __bool__ could say anything
+        _fail(name, [("expected", expected), ("got", f"a condition of type {type(condition).__name__}, "
+                                                     "not True or False")], hint)
+    if not condition:
         _fail(name, [("expected", expected), ("got", "it is not so")], hint)
 
 
 def check_finite(name: str, value: Any, hint: str | None = None) -> None:
     """Check a number or tensor has no NaN/inf (a loss that blew up, a division by zero)."""
     __tracebackhide__ = True
+    _require_plain(name, value, hint)
     try:
         ok = bool(np.all(np.isfinite(_as_numpy(value).astype(np.float64))))
     except (TypeError, ValueError):

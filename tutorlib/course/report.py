@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tutorlib.files import write_atomic
 
-STATUS_ICON = {"passed": "✅ passed", "failed": "❌ failed", "timeout": "⏱️ timeout",
+STATUS_ICON = {"passed": "✅ passed", "partial": "🟡 partly passed", "failed": "❌ failed", "timeout": "⏱️ timeout",
                "kernel died": "💥 kernel died", "missing": "❓ missing", "not run": "⏭️ not run"}
 
 
@@ -28,6 +28,7 @@ class QuestionResult:
     status: str
     message: str = ""
     cell: int | None = None  # 1-based position of the test cell in the notebook
+    parts: list[dict] = field(default_factory=list)  # partial credit: label, points, max_points, status
 
 
 @dataclass
@@ -40,10 +41,23 @@ class NotebookResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0  # wall time for this notebook, kernel start included
     kernel_start_s: float = 0.0
+    flags: list[str] = field(default_factory=list)  # tamper evidence: why a teacher must look
+    free_text: dict[str, str] = field(default_factory=dict)  # "Think" answers: grade_id -> text, marked by hand
+    review: str | None = None  # the teacher's decision on a flagged notebook ("accept", or a note)
+
+    @property
+    def scored(self) -> float:
+        """Points the checks gave, whether or not they are withheld."""
+        return sum(q.points for q in self.questions)
+
+    @property
+    def withheld(self) -> bool:
+        """Flagged for review and not (yet) accepted by the teacher: the points do not count."""
+        return bool(self.flags) and self.review != "accept"
 
     @property
     def points(self) -> float:
-        return sum(q.points for q in self.questions)
+        return 0.0 if self.withheld else self.scored
 
     @property
     def max_points(self) -> float:
@@ -56,6 +70,7 @@ class GradeReport:
 
     notebooks: list[NotebookResult] = field(default_factory=list)
     pass_mark: float | None = None
+    feedback_only: bool = False  # visible checks only (a learner's own run): not a grade
 
     @property
     def points(self) -> float:
@@ -79,8 +94,9 @@ class GradeReport:
         """Plain data for ``grades.json``: totals, pass mark, and every notebook's questions."""
         return {
             "points": self.points, "max_points": self.max_points, "fraction": round(self.fraction, 4),
-            "pass_mark": self.pass_mark, "passed": self.passed,
-            "notebooks": [dict(asdict(nb), points=nb.points, max_points=nb.max_points) for nb in self.notebooks],
+            "pass_mark": self.pass_mark, "passed": self.passed, "feedback_only": self.feedback_only,
+            "notebooks": [dict(asdict(nb), points=nb.points, max_points=nb.max_points, scored=nb.scored,
+                               withheld=nb.withheld) for nb in self.notebooks],
         }
 
     def to_markdown(self) -> str:
@@ -88,16 +104,31 @@ class GradeReport:
         verdict = ""
         if self.pass_mark is not None:
             verdict = f" · pass mark {self.pass_mark:.0%}: **{'passed' if self.passed else 'not yet passed'}**"
-        lines = ["# Grades", "", f"**Total: {_num(self.points)} / {_num(self.max_points)} points "
-                 f"({self.fraction:.0%})**{verdict}", ""]
+        title = "# Feedback from the visible checks" if self.feedback_only else "# Grades"
+        lines = [title, ""]
+        if self.feedback_only:
+            lines += ["These are the checks you can see in the exercises. **Your grade is computed by your "
+                      "teacher**, who also runs hidden tests on other inputs: passing every visible check does "
+                      "not mean full marks.", ""]
+        lines += [f"**Total: {_num(self.points)} / {_num(self.max_points)} points "
+                  f"({self.fraction:.0%})**{verdict}", ""]
         for nb in self.notebooks:
             lines += [f"## {nb.path}: {_num(nb.points)} / {_num(nb.max_points)} points", ""]
+            if nb.flags:
+                state = "accepted by the teacher" if not nb.withheld else \
+                    f"the checks gave {_num(nb.scored)} points, withheld until a teacher reviews these cells"
+                lines += [f"**⚠️ Flagged for review** ({state}):", ""] + [f"- {f}" for f in nb.flags] + [""]
             if nb.questions:
                 lines += ["| question | points | status | message |", "|---|---|---|---|"]
-                lines += [f"| `{q.grade_id}` | {_num(q.points)} / {_num(q.max_points)} | "
-                          f"{STATUS_ICON.get(q.status, q.status)} | {_cell_text(q.message)} |" for q in nb.questions]
+                for q in nb.questions:
+                    parts = "<br>".join(f"{p['label']}: {_num(p['points'])} / {_num(p['max_points'])}" for p in q.parts)
+                    message = _cell_text(q.message) + (("<br>" if q.message.strip() else "") + parts if parts else "")
+                    lines.append(f"| `{q.grade_id}` | {_num(q.points)} / {_num(q.max_points)} | "
+                                 f"{STATUS_ICON.get(q.status, q.status)} | {message} |")
             else:
                 lines.append("No graded questions found in this notebook.")
+            for gid, text in nb.free_text.items():
+                lines += ["", f"**{gid}** (free text, marked by hand):", ""] + [f"> {ln}" for ln in text.splitlines()]
             lines += [""] + [f"- {note}" for note in nb.notes] + ([""] if nb.notes else [])
         return "\n".join(lines).rstrip() + "\n"
 

@@ -1,0 +1,331 @@
+"""The grading process: runs one notebook's cells so that the learner's code cannot switch off,
+rebind or rewrite what a graded test uses. Started by :mod:`tutorlib.course.autograde` as
+``python -m tutorlib.course.checker``; never imported by a notebook. See ``THREAT_MODEL.md``.
+
+What the parent sends on stdin (JSON): a random ``token``, the ``steps`` to run (each a cell, or a
+part of a graded test cell, already turned from IPython syntax into plain Python by the parent),
+the index of the first step to run, and ``not_in_answers``: kit functions an answer may not call.
+
+Each step is one of three kinds, each run in its own namespace:
+
+* ``given``: a cell the learner was given (setup, instructions' code). Its source comes from the
+  teacher's solution, never from the learner's copy. The names it binds become *trusted*.
+* ``answer``: a cell the learner wrote. It runs in the notebook's namespace, where the trusted names
+  are put back before every step, so an answer cannot rebind ``check_equal``, a setup helper or a
+  reference implementation for later cells.
+* ``test``: a graded test cell (visible and hidden checks). It runs in a *copy* of the notebook's
+  namespace with the trusted names, check helpers captured before any learner code ran, and a
+  private copy of the builtins. What it defines never flows back to the learner's namespace.
+
+After every answer and test step the process compares the attributes of the kit's modules,
+numpy, torch and builtins with a snapshot taken after the last given step; anything the learner's
+code changed is put back and reported as a *flag* (the teacher reviews it). The result of each
+step goes to the parent as one JSON line carrying the token; everything the notebook prints goes
+to stderr.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+import types
+
+# Modules whose attributes a learner's code must not change (plus every loaded tutorlib module).
+WATCHED_MODULES = ("builtins", "math", "statistics", "inspect", "time", "numpy", "numpy.linalg", "torch",
+                   "torch.nn", "torch.nn.functional", "collections", "itertools", "functools", "json", "sys")
+WATCHED_CLASSES = (("torch", "Tensor"), ("numpy", "ndarray"))
+CHECK_NAMES = ("AnswerError", "check_equal", "check_close", "check_tensor", "check_true", "check_finite")
+SYS_NAMES_WATCHED = ("settrace", "setprofile", "exit", "modules", "meta_path", "path_hooks", "stdout", "stderr")
+
+
+class _Interrupted(BaseException):
+    """Raised in the main thread when the parent says a step ran past its time."""
+
+
+def _fingerprint(value) -> tuple:
+    """Identity of a value and, for a function, of its code and defaults (mutable in place)."""
+    if isinstance(value, types.FunctionType):
+        return (id(value), id(value.__code__), id(value.__defaults__), id(value.__kwdefaults__))
+    return (id(value),)
+
+
+def _public_value(name: str):
+    """What ``tutorlib.<name>`` resolves to, from the kit's own table (None: not a public name)."""
+    import importlib
+
+    import tutorlib
+
+    if name in tutorlib._HOME:
+        return getattr(importlib.import_module(tutorlib._HOME[name]), name, None)
+    if name in tutorlib._MODULES:
+        return importlib.import_module(tutorlib._MODULES[name])
+    return None
+
+
+class Snapshot:
+    """References to the watched modules' functions, classes and submodules (and every builtin),
+    so that a change made by a learner's code can be seen and undone."""
+
+    def __init__(self):
+        self.entries: dict[tuple[str, str], tuple[object, object, tuple]] = {}  # -> (owner, value, state)
+        self.modules = {name: module for name, module in self._watched()}
+        self.meta_path = list(sys.meta_path)
+        owners = list(self.modules.items())
+        for mod, cls in WATCHED_CLASSES:
+            klass = getattr(sys.modules.get(mod), cls, None)
+            if klass is not None:
+                owners.append((f"{mod}.{cls}", klass))
+        for label, owner in owners:
+            for attr, value in list(vars(owner).items()):
+                if label == "sys" and attr not in SYS_NAMES_WATCHED:
+                    continue  # sys changes by itself (sys.last_value, ...): only its hooks are watched
+                if label == "builtins" or callable(value) or isinstance(value, (types.ModuleType, property)):
+                    state = (value.__code__, value.__defaults__, value.__kwdefaults__) \
+                        if isinstance(value, types.FunctionType) else ()
+                    self.entries[(label, attr)] = (owner, value, state, _fingerprint(value))
+
+    @staticmethod
+    def _watched():
+        names = [n for n in list(sys.modules) if n == "tutorlib" or n.startswith("tutorlib.")] + list(WATCHED_MODULES)
+        for name in names:
+            module = sys.modules.get(name)
+            if isinstance(module, types.ModuleType):
+                yield name, module
+
+    def restore_changes(self) -> list[str]:
+        """Put back every watched attribute that changed; return what changed, in words."""
+        changed = []
+        for name, module in self.modules.items():
+            if sys.modules.get(name) is not module:
+                sys.modules[name] = module
+                changed.append(f"sys.modules[{name!r}] was replaced")
+        if sys.meta_path != self.meta_path:
+            sys.meta_path[:] = self.meta_path
+            changed.append("sys.meta_path (the import machinery) was changed")
+        if sys.gettrace() is not None or sys.getprofile() is not None:
+            sys.settrace(None)
+            sys.setprofile(None)
+            changed.append("a trace or profile hook was installed")
+        for (label, attr), (owner, value, state, print_) in self.entries.items():
+            now = vars(owner).get(attr, _MISSING)
+            if now is _MISSING or _fingerprint(now) != print_:
+                if state:  # a function changed in place: give it its code back
+                    value.__code__, value.__defaults__, value.__kwdefaults__ = state
+                try:
+                    setattr(owner, attr, value)
+                except (AttributeError, TypeError):
+                    pass
+                changed.append(f"{label}.{attr} was changed")
+        for attr in [a for a in vars(builtins) if ("builtins", a) not in self.entries]:
+            delattr(builtins, attr)
+            changed.append(f"builtins.{attr} was added")
+        package = sys.modules.get("tutorlib")
+        for attr, value in list(vars(package).items()) if package else []:
+            if ("tutorlib", attr) not in self.entries and not attr.startswith("_") \
+                    and (callable(value) or isinstance(value, types.ModuleType)) and value is not _public_value(attr):
+                delattr(package, attr)
+                changed.append(f"tutorlib.{attr} was set to something else than the kit's own")
+        return changed
+
+
+_MISSING = object()
+
+
+def _guard(real, label: str, flags: list):
+    """A stand-in for a kit function an answer must not call: it works for the given cells, the
+    tests and the kit itself, and raises when it is called straight from an answer's code."""
+
+    def guarded(*args, **kwargs):
+        caller = sys._getframe(1).f_code.co_filename
+        if caller.startswith("<answer"):
+            flags.append(f"{caller[1:-1]} calls the kit's {label}")
+            raise _checks().AnswerError(
+                f"your answer calls the kit's {label}: this question asks you to write it yourself.")
+        return real(*args, **kwargs)
+
+    guarded.__name__, guarded.__qualname__, guarded.__doc__ = real.__name__, real.__qualname__, real.__doc__
+    guarded._tutorlib_guarded = label  # noqa: SLF001 - how an answer that *is* a kit function is recognised
+    return guarded
+
+
+def kit_function_inside(value, depth: int = 0) -> str | None:
+    """The label of a guarded kit function that ``value`` is, or wraps without code of its own
+    (``functools.partial``, a bound method, ``__wrapped__``): such an answer is the kit's, not the
+    learner's. None otherwise."""
+    if depth > 5 or value is None:
+        return None
+    label = getattr(value, "_tutorlib_guarded", None) if isinstance(value, types.FunctionType) else None
+    if label:
+        return label
+    for attr in ("func", "__func__", "__wrapped__"):
+        inner = getattr(value, attr, None) if not isinstance(value, types.ModuleType) else None
+        if inner is not None and inner is not value:
+            found = kit_function_inside(inner, depth + 1)
+            if found:
+                return found
+    return None
+
+
+def _refusal(name: str, label: str):
+    def refused(*args, **kwargs):
+        raise _checks().AnswerError(f"`{name}` is the kit's {label}: this question asks you to write it yourself.")
+    return refused
+
+
+def _checks():
+    import tutorlib.course.checks as checks
+    return checks
+
+
+def _block_kit_helpers(spec: list[str], flags: list) -> None:
+    """Replace each ``module:function`` by a guard (see :func:`_guard`); a bare ``module`` guards
+    every function it defines and every method of its classes. The guard replaces the function in
+    every loaded module that holds it (``from x import f`` made copies of the reference)."""
+    import importlib
+
+    originals = {}
+    for entry in spec:
+        module_name, _, attr = entry.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        short = module_name.split(".")[-1]
+        if attr:
+            real = getattr(module, attr, None)
+            if isinstance(real, types.FunctionType):
+                originals[id(real)] = (real, _guard(real, f"{short}.{attr}", flags))
+            continue
+        for name, value in list(vars(module).items()):
+            if isinstance(value, types.FunctionType) and value.__module__ == module_name:
+                originals[id(value)] = (value, _guard(value, f"{short}.{name}", flags))
+            elif isinstance(value, type) and value.__module__ == module_name:
+                for method, function in list(vars(value).items()):
+                    if isinstance(function, types.FunctionType) and (method == "__init__" or not method.startswith("__")):
+                        setattr(value, method, _guard(function, f"{short}.{name}.{method}", flags))
+    for module in list(sys.modules.values()):  # `from x import f` copies: replace those too
+        if not isinstance(module, types.ModuleType):
+            continue
+        for name, value in list(vars(module).items()):
+            if id(value) in originals and originals[id(value)][0] is value:
+                try:
+                    setattr(module, name, originals[id(value)][1])
+                except (AttributeError, TypeError):
+                    pass
+
+
+class _Stub:
+    """``get_ipython()`` for cells run outside IPython: magics and shell commands are skipped."""
+
+    def run_line_magic(self, *args, **kwargs):
+        return None
+
+    run_cell_magic = system = getoutput = run_line_magic
+
+
+def _message(error: BaseException) -> tuple[str, str, list[str]]:
+    lines = traceback.format_exception(type(error), error, error.__traceback__)
+    # Keep the learner's frames (cells) only: the grader's own frames say nothing to a learner.
+    shown = [ln for ln in lines if "tutorlib/course/checker.py" not in ln]
+    return type(error).__name__, str(error), shown[-6:]
+
+
+def main() -> int:
+    job = json.loads(sys.stdin.read())
+    token, steps, flags = job["token"], job["steps"], []
+    out = os.fdopen(os.dup(1), "w", buffering=1)  # the result channel; prints go to stderr
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def send(**record):
+        out.write(json.dumps(dict(record, token=token)) + "\n")
+
+    def on_interrupt(signum, frame):
+        raise _Interrupted()
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    checks = _checks()  # imported before any learner code runs
+    check_helpers = {name: getattr(checks, name) for name in CHECK_NAMES}
+    clean_builtins = dict(vars(builtins))
+    import importlib
+
+    for module in job.get("preload", []):  # the modules the tests take names from, before any learner code
+        importlib.import_module(module)
+    if job.get("not_in_answers"):
+        _block_kit_helpers(job["not_in_answers"], flags)
+    ns: dict = {"__name__": "__main__", "__builtins__": builtins, "get_ipython": _Stub}
+    trusted: dict = {"get_ipython": _Stub}
+    snapshot = Snapshot()
+    test_ns: dict | None = None
+    test_names: dict = {}  # what earlier tests defined (a hidden test may reuse them), never seen by answers
+    for step in steps[job.get("start", 0):]:
+        kind = step["kind"]
+        for name in [n for n, v in trusted.items() if ns.get(n, _MISSING) is not v]:
+            ns[name] = trusted[name]
+        if kind == "test":
+            if step.get("new_namespace", True):
+                test_ns = {**ns, **test_names, **check_helpers, "__builtins__": dict(clean_builtins)}
+            where = test_ns
+        else:
+            where = ns
+        before = {n: id(v) for n, v in ns.items()}
+        send(step=step["id"], event="start")
+        started, status, detail = time.perf_counter(), "ok", ("", "", [])
+        try:
+            code = compile(step["source"], f"<{kind} cell {step['cell'] + 1}>", "exec", dont_inherit=True)
+            exec(code, where)
+        except _Interrupted:
+            status = "timeout"
+        except BaseException as error:  # noqa: BLE001 - a learner's SystemExit or KeyboardInterrupt too
+            status, detail = "error", _message(error)
+        seconds = time.perf_counter() - started
+        step_flags, flags[:] = list(flags), []
+        if kind == "test":
+            test_names.update({n: v for n, v in test_ns.items() if ns.get(n, _MISSING) is not v
+                               and n not in check_helpers and n != "__builtins__"})
+        if kind == "given":
+            trusted.update({n: v for n, v in ns.items() if before.get(n) != id(v)})
+            snapshot = Snapshot()  # the given cells' imports and settings are the reference
+        else:
+            step_flags += snapshot.restore_changes()
+            if kind == "answer":
+                step_flags += [f"rebinds `{n}`, which a given cell defines" for n, v in trusted.items()
+                               if ns.get(n, _MISSING) is not v and (callable(v) or isinstance(v, types.ModuleType))]
+                for name in [n for n, v in ns.items() if before.get(n) != id(v) and n not in trusted]:
+                    label = kit_function_inside(ns[name])
+                    if label:  # the answer *is* the kit's function: it may not stand in for the learner's
+                        step_flags.append(f"`{name}` is the kit's {label}, not the learner's own code")
+                        ns[name] = _refusal(name, label)
+        send(step=step["id"], event="end", status=status, ename=detail[0], evalue=detail[1],
+             traceback=detail[2], seconds=seconds, flags=step_flags)
+    out.flush()
+    os._exit(0)  # skip interpreter shutdown: a learner's atexit hook or __del__ must not run after
+    return 0
+
+
+def python_source(cell_source: str) -> str:
+    """A cell's IPython source (``%magic``, ``!cmd``) as plain Python; run by the parent."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        return TransformerManager().transform_cell(cell_source)
+    except (SyntaxError, ValueError, IndexError):
+        return cell_source
+
+
+def parses(source: str) -> bool:
+    try:
+        ast.parse(source)
+        return True
+    except SyntaxError:
+        return False
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
