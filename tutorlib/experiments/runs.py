@@ -29,6 +29,7 @@ from tutorlib.training.parameters import count_parameters, parameter_summary
 from tutorlib.methods.prefix.model import attach_prefix
 from tutorlib.tasks import sentiment, summarise
 from tutorlib.tasks.metrics import mcnemar
+from tutorlib.training.distributed import gather_in_order
 from tutorlib.training.loop import History, TrainConfig, train
 
 MODEL_TASK = {"sentiment": "classification", "summarise": "causal-lm"}  # the head each task needs
@@ -126,15 +127,19 @@ def wrap(method: str, model, prefix_length: int, seed: int, model_name: str, ini
 
 
 def evaluate(task: str, tuned, tokenizer, data: PreparedData, budget) -> tuple[dict, list, list]:
-    """Score on the test rows -> (metrics, per-item predictions, examples)."""
+    """Score on the test rows -> (metrics, per-item predictions, examples). Launched on several processes,
+    each predicts its slice of the test rows and all slices are gathered (the same metrics on every one)."""
     if task == "sentiment":
-        report = sentiment.evaluate_sentiment(tuned, data.test, tokenizer, batch_size=budget.eval_batch_size,
-                                              max_length=budget.max_length)
+        probs = gather_in_order(lambda rows: sentiment.predict_positive(
+            tuned, rows, tokenizer, budget.eval_batch_size, budget.max_length).tolist(), data.test)
+        report = sentiment.score_sentiment(probs, data.test)
         predictions = report.pop("predictions")
         report.pop("ambiguity_threshold", None)  # the same for every row: it is in the data summary
         return report, predictions, []
-    report = summarise.evaluate_summaries(tuned, tokenizer, data.test, max_new_tokens=budget.max_new_tokens,
-                                          batch_size=budget.eval_batch_size, max_length=budget.max_length)
+    summaries = gather_in_order(lambda rows: summarise.generate_summaries(
+        tuned, tokenizer, list(rows["document"]), budget.max_new_tokens, budget.eval_batch_size, budget.max_length),
+        data.test)
+    report = summarise.score_summaries(summaries, data.test)
     rouge_l = np.array([p["rougeL"] for p in report["predictions"]])  # (N,)
     metrics = {k: report[k] for k in ("rouge1", "rouge2", "rougeL", "n")}
     metrics["rougeL_se"] = float(rouge_l.std(ddof=1) / np.sqrt(len(rouge_l))) if len(rouge_l) > 1 else None

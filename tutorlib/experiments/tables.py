@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import textwrap
 
+from tutorlib.training.distributed import distributed_notes
+
 MIB = 2**20
 
 
@@ -142,7 +144,7 @@ def format_table(result) -> str:
         parts.append("Paired tests (same test items; small p: unlikely to be luck)\n" + "\n".join(lines))
     cost_rows = [[r["method"], *(fn(r) for _, fn in COST)] for r in done]
     parts.append("Cost\n" + grid(["method", *(h for h, _ in COST)], cost_rows))
-    parts.append("\n".join(_notes(done)))
+    parts.append("\n".join(_notes(done) + distributed_notes(result.environment)))
     return "\n\n".join(parts)
 
 

@@ -191,7 +191,13 @@ def evaluate_sentiment(method_or_model, dataset, tokenizer, batch_size: int = 32
     * ``predictions``: one dict per item, in dataset order, ``{id, prob_positive, pred, label,
       is_ambiguous}``, for paired tests (:func:`tutorlib.tasks.metrics.mcnemar`) and error analysis.
     """
-    probs = predict_positive(method_or_model, dataset, tokenizer, batch_size, max_length)  # (N,)
+    return score_sentiment(predict_positive(method_or_model, dataset, tokenizer, batch_size, max_length), dataset)
+
+
+def score_sentiment(probs: np.ndarray, dataset) -> dict:
+    """:func:`evaluate_sentiment`'s report from P(positive) for every row of ``dataset`` (N,), e.g. when the
+    probabilities were computed by several processes and gathered."""
+    probs = np.asarray(probs, dtype=float)  # (N,)
     preds = (probs > 0.5).astype(int)  # argmax of two logits: a tie goes to class 0
     labels = np.asarray(list(dataset["label"]), dtype=int)
     confidence = np.maximum(probs, 1 - probs)  # probability of the predicted class

@@ -62,6 +62,13 @@ def make_accelerator(mixed_precision: str, device: torch.device) -> Accelerator:
     return Accelerator(cpu=device.type == "cpu", mixed_precision=mixed_precision)
 
 
+def release_accelerator() -> None:
+    """After a one-process run: forget Accelerate's settings, so that ``accelerate.notebook_launcher`` (which
+    refuses to start once Accelerate is set up in the notebook's process) can still be used afterwards."""
+    if process_count() == 1:
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def share_of_batch(batch: Mapping, rank: int, processes: int) -> dict:
     """This process's rows of a global batch: tensors (B, ...) are cut into ``processes`` consecutive
     shares (sizes differ by at most 1 when B is not a multiple); anything else is passed as it is."""
@@ -108,3 +115,20 @@ def gather_in_order(predict: Callable, dataset) -> list:
     mine = list(predict(part)) if len(part) else []
     # A list of Python objects from each process -> one list, process 0's items first.
     return Accelerator().gather_for_metrics(mine, use_gather_object=True)
+
+
+def distributed_environment() -> dict:
+    """For a results file: how many processes ran, and which one's times, memory and energy are reported."""
+    processes = process_count()
+    return {"processes": processes,
+            "measured_on": "this process" if processes == 1 else f"the main process (rank 0) of {processes}"}
+
+
+def distributed_notes(environment: dict) -> list[str]:
+    """A results table's note when several processes trained (nothing when one did)."""
+    processes = environment.get("processes", 1)
+    if processes == 1:
+        return []
+    return [f"Processes: {processes} trained together (DistributedDataParallel, each on its share of every batch); "
+            f"step time, memory and energy are those of the main process (rank 0) alone, not summed over the "
+            f"{processes}; quality is scored on every test item (each process scored a slice, then gathered)."]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import signal
 import sys
@@ -32,7 +33,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from tutorlib.training.distributed import (MIXED_PRECISION, TooFewRows, make_accelerator, process_count,
-                                           process_index, share_of_batch)
+                                           process_index, release_accelerator, share_of_batch)
 from tutorlib.training.measure import EnergyEstimate, EnergyMeter, PeakMemory, optimizer_state_bytes
 from tutorlib.training.parameters import count_parameters
 
@@ -63,10 +64,12 @@ class TrainConfig:
     device: str = _option("auto", "'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ...")
     log_every: int = _option(1, "refresh the progress bar's loss and lr every this many steps")
     measure_energy: bool = _option(False, "estimate energy with tutorlib.training.measure.EnergyMeter (codecarbon if installed)")
-    mixed_precision: str = _option("no", "'no' (fp32), 'bf16' or 'fp16' (CUDA only): forward and backward in 16 bits "
-                                         "under autocast, the weights and AdamW's state stay fp32")
-    accumulate: int = _option(1, "batches per update (gradient accumulation): the effective batch is this many times "
-                                 "a batch, `steps` still counts updates")
+    mixed_precision: str | None = _option(
+        None, "'no' (fp32), 'bf16' or 'fp16' (CUDA only): forward and backward in 16 bits under autocast, the "
+              "weights and AdamW's state stay fp32; None: what `accelerate launch --mixed_precision` says, else 'no'")
+    accumulate: int | None = _option(
+        None, "batches per update (gradient accumulation): the effective batch is this many batches, `steps` still "
+              "counts updates; None: `accelerate launch --gradient_accumulation_steps`, else 1")
 
     def __post_init__(self):
         if self.steps < 1 or self.lr <= 0 or self.warmup < 0:
@@ -77,12 +80,23 @@ class TrainConfig:
             if not isinstance(name, str) or not isinstance(rate, (int, float)) or rate <= 0:
                 raise ValueError(f"lr_by_name maps parameter-name prefixes to learning rates > 0, e.g. "
                                  f"{{'model.head.': 1e-2}}; got {name!r}: {rate!r}.")
-        if isinstance(self.accumulate, bool) or not isinstance(self.accumulate, int) or self.accumulate < 1:
+        if self.accumulate is not None and (isinstance(self.accumulate, bool) or not isinstance(self.accumulate, int)
+                                            or self.accumulate < 1):
             raise ValueError(f"accumulate={self.accumulate!r}: give a whole number of batches per update, >= 1.")
-        if self.mixed_precision not in MIXED_PRECISION:
+        if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision={self.mixed_precision!r}: choose one of {', '.join(MIXED_PRECISION)}.")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+
+    @property
+    def precision(self) -> str:
+        """The mixed precision used: ``mixed_precision``, else the launcher's (``ACCELERATE_MIXED_PRECISION``), else 'no'."""
+        return self.mixed_precision or os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+
+    @property
+    def batches_per_update(self) -> int:
+        """``accumulate``, else the launcher's ``ACCELERATE_GRADIENT_ACCUMULATION_STEPS``, else 1."""
+        return self.accumulate or int(os.environ.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "1"))
 
     @property
     def warmup_steps(self) -> int:
@@ -114,6 +128,8 @@ class History:
     total_seconds: float = 0.0  # the whole call: set-up and evaluation included
     interrupted: bool = False  # stopped early by Ctrl-C
     processes: int = 1  # processes that trained together; times, memory and energy are this process's own
+    mixed_precision: str = "no"  # "no" (fp32), "bf16" or "fp16"
+    batches_per_update: int = 1  # gradient accumulation: batches (each shared by the processes) per update
     energy: EnergyEstimate | None = None  # with TrainConfig(measure_energy=True)
     config: dict = field(default_factory=dict)
 
@@ -184,7 +200,7 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
     """
     config = config or TrainConfig()
     processes, rank = process_count(), process_index()
-    accelerator = make_accelerator(config.mixed_precision, resolve_device(config.device))
+    accelerator = make_accelerator(config.precision, resolve_device(config.device))
     device = resolve_device(config.device) if processes == 1 else accelerator.device
     seed_everything(config.seed)
     method.to(device)
@@ -197,7 +213,8 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
                               num_training_steps=config.steps)
     model, optimizer = accelerator.prepare(method, optimizer)  # several processes: model is DDP(method)
     history = History(device=str(device), trainable_params=count_parameters(method).trainable,
-                      config=asdict(config), processes=processes)
+                      config=asdict(config), processes=processes, mixed_precision=config.precision,
+                      batches_per_update=config.batches_per_update)
     was_training, started = method.training, time.perf_counter()
     too_few_rows = TooFewRows(processes)
     batches = (b for b in _cycle(train_batches) if too_few_rows.keep(b))
@@ -214,7 +231,7 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
             for step in range(1, config.steps + 1):
                 tick = time.perf_counter()
                 lr = optimizer.param_groups[0]["lr"]
-                loss_value, tokens = _forward_backward(model, accelerator, batches, config.accumulate, processes, rank,
+                loss_value, tokens = _forward_backward(model, accelerator, batches, config.batches_per_update, processes, rank,
                                                        device)
                 _stop_if_not_finite(loss_value, "loss", step, lr, config, history)
                 if step == 1:
@@ -254,6 +271,7 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
         optimizer.zero_grad(set_to_none=True)  # free the gradients' memory
         accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # mixed precision: the plain forward again
         accelerator.free_memory()
+        release_accelerator()
         method.train(was_training)
         history.total_seconds = time.perf_counter() - started
     return history
