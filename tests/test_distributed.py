@@ -98,7 +98,7 @@ def main(out: str) -> None:
     model, _ = load_model("tiny-gpt2")
     fresh = attach_prefix(model, 4, seed=0)
     ddp = Accelerator(cpu=True).prepare(fresh)
-    synchronised = {id(p) for p in ddp._build_params_for_reducer()}
+    synchronised = {id(p) for p in ddp._build_params_for_reducer()[0]}  # (parameters, sparse flags)
     names = sorted(name for name, p in fresh.named_parameters() if id(p) in synchronised)
     assert names == sorted(name for name, p in fresh.named_parameters() if p.requires_grad), names
     assert type(ddp).__name__ == "DistributedDataParallel" and not ddp.find_unused_parameters
@@ -171,6 +171,48 @@ def test_ddp_synchronises_only_the_trainable_prefix(two_processes):
 
 def test_a_batch_too_small_to_share_is_skipped_with_a_warning(two_processes):
     assert two_processes["warned"] and two_processes["skipped_steps"] == 2
+
+
+def test_compare_on_two_processes_scores_every_item_once_and_writes_once(tmp_path):
+    """``torchrun --nproc_per_node 2 -m tutorlib compare ...``: one results folder, every test item scored
+    once (in order), the table saying whose times it reports."""
+    import json
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "two"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(port), "-m", "tutorlib", "compare", "--task", "sentiment", "--model", "tiny-bert",
+               "--fast", "--steps", "4", "--test-items", "21", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "TUTORLIB_DEBUG": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+    assert done.stdout.count("Processes: 2 trained together") == 1  # one process printed the table
+    results = json.loads((out / "results.json").read_text())
+    assert results["environment"]["processes"] == 2
+    assert [row["n"] for row in results["rows"]] == [21, 21]  # 21 items: slices of 11 and 10, gathered
+    predictions = json.loads((out / "predictions.json").read_text())
+    from tutorlib.loading.data import load_dataset
+
+    expected = list(load_dataset("movie-snippets")["test"].select(range(21))["id"])
+    assert [p["id"] for p in predictions["prefix"]] == expected
+    assert "Processes: 2" in (out / "table.txt").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two"]  # no second, half-written folder
+
+
+def test_a_global_batch_is_cut_into_consecutive_shares():
+    from tutorlib.training.distributed import TooFewRows, share_of_batch
+
+    batch = {"input_ids": torch.arange(10).reshape(5, 2), "labels": torch.arange(5), "scale": torch.tensor(2.0)}
+    shares = [share_of_batch(batch, rank, 2) for rank in range(2)]
+    assert shares[0]["labels"].tolist() == [0, 1, 2] and shares[1]["labels"].tolist() == [3, 4]
+    assert torch.equal(torch.cat([s["input_ids"] for s in shares]), batch["input_ids"])
+    assert all(s["scale"] is batch["scale"] for s in shares)  # a scalar is not cut
+    keeper = TooFewRows(processes=8)
+    with pytest.warns(UserWarning, match="5 rows cannot give each of the 8 processes a row"):
+        assert not keeper.keep(batch)
+    assert keeper.keep({"labels": torch.arange(8)}) and keeper.skipped == 1
 
 
 if __name__ == "__main__":

@@ -334,6 +334,9 @@ def test_bf16_mixed_precision_trains_and_leaves_an_fp32_model():
     assert all(p.dtype == torch.float32 for p in model.parameters())  # the weights stay fp32
     logits = model(**dict(tok(["a test"], return_tensors="pt"))).logits
     assert logits.dtype == torch.float32  # autocast is gone after training: plain fp32 forward again
+    from accelerate.state import AcceleratorState
+
+    assert not AcceleratorState._shared_state  # cleared: accelerate.notebook_launcher may still start
 
 
 def test_precision_and_accumulation_mistakes_are_explained():
