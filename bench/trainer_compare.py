@@ -253,7 +253,7 @@ def main(argv=None) -> dict:
             result[part] = compare(mode)
             say(common.table(result[part]["rows"], COLUMNS))
             say(f"   quality: {result[part]['quality_metric']}")
-    common.save("trainer_compare", result)
+            common.save("trainer_compare", result)  # after each part: a long run keeps what it finished
     return result
 
 
