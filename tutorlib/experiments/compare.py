@@ -168,7 +168,8 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
     check_model_fits(task, model)
 
     say = print if progress and is_main_process() else (lambda *a, **k: None)
-    with OutputFolder(out_dir if is_main_process() else None) as folder:  # one process writes (see training.distributed)  # checks out_dir now; removes the staging folder on any error
+    # Checks out_dir now; removes the staging folder on any error. Only the main process writes a folder.
+    with OutputFolder(out_dir if is_main_process() else None) as folder:
         data = prepare_data(task, model, dataset_name, tiny_data, budget, seed, required=TASKS[task].columns)
         budget = replace(budget, steps=data.steps)
         say(f"compare: {task} | {model} on {dataset_name} | {'fast' if fast else 'full'} mode | "

@@ -90,7 +90,8 @@ class TrainConfig:
 
     @property
     def precision(self) -> str:
-        """The mixed precision used: ``mixed_precision``, else the launcher's (``ACCELERATE_MIXED_PRECISION``), else 'no'."""
+        """The mixed precision used: ``mixed_precision``, else the launcher's (``ACCELERATE_MIXED_PRECISION``),
+        else 'no'."""
         return self.mixed_precision or os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
 
     @property
@@ -229,10 +230,10 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
                 _evaluate(method, eval_fn, 0, history, bar)
             model.train()
             for step in range(1, config.steps + 1):
+                update_batches = [next(batches) for _ in range(config.batches_per_update)]
                 tick = time.perf_counter()
                 lr = optimizer.param_groups[0]["lr"]
-                loss_value, tokens = _forward_backward(model, accelerator, batches, config.batches_per_update, processes, rank,
-                                                       device)
+                loss_value, tokens = _forward_backward(model, accelerator, update_batches, processes, rank, device)
                 _stop_if_not_finite(loss_value, "loss", step, lr, config, history)
                 if step == 1:
                     _check_every_trainable_gets_a_gradient(method, processes)
@@ -277,15 +278,14 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
     return history
 
 
-def _forward_backward(model: nn.Module, accelerator, batches: Iterator, accumulate: int, processes: int, rank: int,
+def _forward_backward(model: nn.Module, accelerator, batches: list[Mapping], processes: int, rank: int,
                       device: torch.device) -> tuple[float, int]:
-    """One update's gradients: ``accumulate`` batches, each this process's share of a global batch, each
-    loss divided by ``accumulate`` so the gradients add up to the mean's. Gradients are averaged across
-    processes only at the last batch (``no_sync`` before). Returns (the mean loss over the batches and the
-    processes, the real tokens of the global batches)."""
-    losses, tokens = [], 0
-    for micro in range(accumulate):
-        batch = next(batches)
+    """One update's gradients from ``batches`` (one, or several with gradient accumulation): this process
+    runs its share of each global batch, each loss divided by ``len(batches)`` so that the gradients add up
+    to the mean's. Gradients are averaged across processes only at the last batch (``no_sync`` before).
+    Returns (the mean loss over the batches and the processes, the real tokens of the global batches)."""
+    losses, tokens, accumulate = [], 0, len(batches)
+    for micro, batch in enumerate(batches):
         tokens += _count_tokens(batch)  # the global batch's: the same on every process
         share = share_of_batch(batch, rank, processes)
         share = {k: v.to(device) if torch.is_tensor(v) else v for k, v in share.items()}
