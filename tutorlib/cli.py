@@ -119,7 +119,8 @@ def cmd_compare(args) -> int:
         # `kill PID` (SIGTERM) as an exception, so the staging folder is removed as on Ctrl-C.
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
     fast = True if args.fast else None
-    sizes = {"batch_size": args.batch_size, "max_length": args.max_length, "test_items": args.test_items}
+    # Budget sizes given on the command line (a hand-made Namespace may lack them: then the mode's own).
+    sizes = {name: getattr(args, name, None) for name in ("batch_size", "max_length", "test_items")}
     result = compare(args.task, model=args.model, dataset=args.dataset, methods=args.methods, steps=args.steps,
                      prefix_length=args.prefix_length, seed=args.seed, fast=fast, out_dir=args.out,
                      budget={k: v for k, v in sizes.items() if v is not None} or None)
