@@ -11,6 +11,7 @@ Parts (each runs in its own fresh process, so one part's memory never colours an
   cost-curves    step time and memory vs prefix length and vs sequence length (bench/cost_curves.png)
   paper          Li & Liang 2021 (arXiv v1) at small scale (bench/paper.png)
   many-prefixes  one frozen model serving rows with different prefixes vs swapping fine-tuned models
+  trainer        tutorlib's loop vs Hugging Face Trainer (MiniLM full FT) and Trainer + PEFT (SmolLM2 prefix)
 Results go to bench/results/<part>.json; the summary at the end prints every ratio and target.
 """
 
@@ -26,9 +27,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PARTS = {"step-costs": "step_costs.py", "peft": "peft_compare.py", "cost-curves": "cost_curves.py",
-         "paper": "paper.py", "many-prefixes": "many_prefixes.py"}
+         "paper": "paper.py", "many-prefixes": "many_prefixes.py", "trainer": "trainer_compare.py"}
 RESULTS = {"step-costs": "step_costs", "peft": "peft_compare", "cost-curves": "cost_curves", "paper": "paper",
-           "many-prefixes": "many_prefixes"}
+           "many-prefixes": "many_prefixes", "trainer": "trainer_compare"}
 DECODERS = ("smollm2-135m", "gpt2-small", "distilgpt2-size")
 TAKES_DEVICE = ("step-costs", "peft", "cost-curves")  # paper trains with tutorlib.training.loop (device "auto")
 
@@ -101,6 +102,13 @@ def summary() -> None:
         print(f"many prefixes: mixed batch == rows alone (max |diff| {many['max_abs_difference']:.1e}); time vs mixed: "
               + ", ".join(f"{k} {r['vs_mixed']:.2f}x" for k, r in t.items())
               + f"; weights in memory: mixed {t['mixed']['weights_mb']:.0f} MB, resident {t['resident']['weights_mb']:.0f} MB")
+    trainer = load("trainer")
+    if trainer:
+        for part in ("sentiment", "summarise"):
+            if part in trainer:
+                print(f"vs Trainer, {trainer[part]['model']} ({trainer[part]['steps']} steps): " + ", ".join(
+                    f"{r['arm']} {r['seconds']:.1f} s ({r['vs_tutorlib']:.2f}x, padding {r['padding_share']:.0%}, "
+                    f"quality {r['quality']:.4f})" for r in trainer[part]["rows"]))
 
 
 def main() -> None:

@@ -256,3 +256,94 @@ def test_own_learning_rate_mistakes_are_explained():
         train(model, [lm_batch(tok)], quiet(steps=1, lr_by_name={"head.": 1e-2}), progress=False)
     with pytest.raises(ValueError, match="learning rates > 0"):
         quiet(steps=1, lr_by_name={"transformer.": 0})
+
+
+def plain_reference_loop(model, batches, steps, lr, warmup_steps, seed):
+    """The textbook PyTorch loop that ``train`` must equal on one CPU process: AdamW without weight decay,
+    linear warm-up and decay, gradients clipped to norm 1. Returns (losses, gradient norms)."""
+    from transformers import get_scheduler
+
+    from tutorlib.training.loop import seed_everything
+
+    seed_everything(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    scheduler = get_scheduler("linear", optimizer, num_warmup_steps=warmup_steps, num_training_steps=steps)
+    model.train()
+    losses, norms = [], []
+    for step in range(steps):
+        loss = model(**batches[step % len(batches)]).loss
+        losses.append(loss.item())
+        loss.backward()
+        norms.append(torch.nn.utils.clip_grad_norm_(params, 1.0).item())
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    return losses, norms
+
+
+@pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-bert-prefix"])
+def test_one_cpu_process_equals_the_plain_pytorch_loop(name):
+    """Accelerate adds nothing on one CPU process: the same seed gives the very same losses, gradient
+    norms and weights as the plain loop (dropout on: the random numbers are drawn in the same order)."""
+    from tutorlib.methods.prefix.model import attach_prefix
+
+    def fresh():
+        if name == "tiny-gpt2":
+            model, tok = load_model("tiny-gpt2")
+            return model, [lm_batch(tok), lm_batch(tok, SENTENCES[::-1])]
+        model, tok = load_model("tiny-bert", task="classification")
+        return attach_prefix(model, 4, seed=0), [cls_batch(tok)]
+
+    ours, batches = fresh()
+    history = train(ours, batches, quiet(steps=8, lr=1e-2, warmup=0.25, seed=3), progress=False)
+    plain, batches = fresh()
+    losses, norms = plain_reference_loop(plain, batches, steps=8, lr=1e-2, warmup_steps=2, seed=3)
+    assert history.loss == losses and history.grad_norm == norms
+    assert history.loss[-1] < history.loss[0]  # it did learn: the equality is not of two no-ops
+    for (key, a), (_, b) in zip(ours.state_dict().items(), plain.state_dict().items()):
+        assert torch.equal(a, b), key
+
+
+def test_gradient_accumulation_equals_one_big_batch():
+    """accumulate=2 over two halves of a batch updates like one step on the whole batch (no dropout,
+    equal-length rows so both halves' means weigh the same)."""
+    def fresh():
+        model, _ = load_model("tiny-bert", task="classification")
+        for module in model.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = 0.0
+        return model
+
+    whole_model = fresh()
+    ids = torch.randint(5, 100, (4, 8), generator=torch.Generator().manual_seed(0))  # (B, T), no padding
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.tensor([1, 0, 1, 0])}
+    halves = [{k: v[:2] for k, v in batch.items()}, {k: v[2:] for k, v in batch.items()}]
+    whole = train(whole_model, [batch], quiet(steps=3, lr=1e-3, warmup=0), progress=False)
+    split_model = fresh()
+    split = train(split_model, halves, quiet(steps=3, lr=1e-3, warmup=0, accumulate=2), progress=False)
+    assert split.loss == pytest.approx(whole.loss, rel=1e-5) and split.tokens == whole.tokens
+    for a, b in zip(whole_model.parameters(), split_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_bf16_mixed_precision_trains_and_leaves_an_fp32_model():
+    model, tok = load_model("tiny-gpt2")
+    history = train(model, [lm_batch(tok)], quiet(steps=20, lr=1e-2, mixed_precision="bf16"), progress=False)
+    assert history.loss[-1] < 0.5 * history.loss[0]
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the weights stay fp32
+    logits = model(**dict(tok(["a test"], return_tensors="pt"))).logits
+    assert logits.dtype == torch.float32  # autocast is gone after training: plain fp32 forward again
+    from accelerate.state import AcceleratorState
+
+    assert not AcceleratorState._shared_state  # cleared: accelerate.notebook_launcher may still start
+
+
+def test_precision_and_accumulation_mistakes_are_explained():
+    with pytest.raises(ValueError, match="choose one of no, bf16, fp16"):
+        TrainConfig(mixed_precision="fp32")
+    with pytest.raises(ValueError, match="whole number of batches per update"):
+        TrainConfig(accumulate=0)
+    model, tok = load_model("tiny-gpt2")
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        train(model, [lm_batch(tok)], quiet(steps=1, mixed_precision="fp16"), progress=False)

@@ -45,6 +45,7 @@ _PUBLIC = {
     "tutorlib.methods.prefix.attention_share": ["prefix_attention_share"],
     "tutorlib.methods.prefix.serving": ["PrefixBank"],
     "tutorlib.training.loop": ["train", "TrainConfig"],
+    "tutorlib.training.distributed": ["is_main_process"],
     "tutorlib.training.parameters": ["count_parameters", "parameter_summary", "prefix_parameter_formula",
                                      "explain_prefix_formula"],
     "tutorlib.training.parameter_groups": ["count_by_group", "place_of"],

@@ -114,14 +114,20 @@ def cmd_compare(args) -> int:
     operations: up to one training step, or one generated token batch), then removes the staging folder.
     """
     from tutorlib.experiments.compare import compare
+    from tutorlib.training.distributed import is_main_process
 
     started = time.perf_counter()
     if threading.current_thread() is threading.main_thread():
         # `kill PID` (SIGTERM) as an exception, so the staging folder is removed as on Ctrl-C.
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
     fast = True if args.fast else None
+    # Budget sizes given on the command line (a hand-made Namespace may lack them: then the mode's own).
+    sizes = {name: getattr(args, name, None) for name in ("batch_size", "max_length", "test_items")}
     result = compare(args.task, model=args.model, dataset=args.dataset, methods=args.methods, steps=args.steps,
-                     prefix_length=args.prefix_length, seed=args.seed, fast=fast, out_dir=args.out)
+                     prefix_length=args.prefix_length, seed=args.seed, fast=fast, out_dir=args.out,
+                     budget={k: v for k, v in sizes.items() if v is not None} or None)
+    if not is_main_process():  # launched on several processes: the main one reports
+        return 0
     print()
     print(result.table())
     if result.examples and any(result.examples.values()):  # tasks that generate keep a few examples
@@ -253,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--prefix-length", type=int, default=10)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--fast", action="store_true", help="small data and few steps (same code path)")
+    c.add_argument("--batch-size", type=int, default=None, help="training batch (global: shared by all processes)")
+    c.add_argument("--max-length", type=int, default=None, help="tokens per training/test item (longer ones are cut)")
+    c.add_argument("--test-items", type=int, default=None, help="score on the first N test items only")
     c.add_argument("--out", default="runs/compare", help="output folder for results.json and plots")
     c.set_defaults(func=cmd_compare)
 

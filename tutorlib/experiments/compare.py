@@ -120,6 +120,7 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
             ``steps`` < 1, a method that does not fit the task, a dataset without the task's columns.
         OSError: ``out_dir`` cannot be written (checked before anything trains).
     """
+    from tutorlib.training.distributed import is_main_process
     from tutorlib.experiments.runs import build_paired_tests, prepare_data, reference_rows, run_method
 
     started, load_at_start = time.perf_counter(), environment().get("load_average_1_5_15_min")
@@ -140,8 +141,9 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
     dataset_name = dataset or ("tiny-data" if tiny_data is not None else task.default_dataset)
     check_model_fits(task, model)
 
-    say = print if progress else (lambda *a, **k: None)
-    with OutputFolder(out_dir) as folder:  # checks out_dir now; removes the staging folder on any error
+    say = print if progress and is_main_process() else (lambda *a, **k: None)
+    # Checks out_dir now; removes the staging folder on any error. Only the main process writes a folder.
+    with OutputFolder(out_dir if is_main_process() else None) as folder:
         data = prepare_data(task, model, dataset_name, tiny_data, budget, seed)
         budget = replace(budget, steps=data.steps)
         say(f"compare: {task.name} | {model} on {dataset_name} | {'fast' if fast else 'full'} mode | "

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tutorlib.files import atomic_file, replace_folder, write_atomic
+from tutorlib.training.distributed import distributed_environment
 from tutorlib.training.loop import History
 
 RESULTS_FILE, PREDICTIONS_FILE, TABLE_FILE = "results.json", "predictions.json", "table.txt"
@@ -154,7 +155,7 @@ def environment() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__, "platform": platform.platform(),
             "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-            "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), **distributed_environment(),
             # Other work on the machine slows every step: a load above the core count means sharing.
             "load_average_1_5_15_min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 

@@ -25,6 +25,7 @@ from tutorlib.loading.data import load_dataset
 from tutorlib.loading.models import load_model
 from tutorlib.methods.registry import MethodSetup, get_method
 from tutorlib.tasks.registry import Task, get_task
+from tutorlib.training.distributed import gather_in_order
 from tutorlib.training.loop import History, TrainConfig, train
 from tutorlib.training.measure import RunCost, run_cost
 from tutorlib.training.parameters import count_parameters, parameter_summary
@@ -92,9 +93,11 @@ def prepare_data(task: str | Task, model_name: str, dataset_name: str, tiny_data
 
 
 def evaluate(task: Task, tuned, tokenizer, data: PreparedData, budget) -> tuple[dict, list, list]:
-    """Score on the test rows -> (metrics, per-item predictions, examples)."""
+    """Score on the test rows -> (metrics, per-item predictions, examples). Launched on several processes,
+    each predicts its slice of the test rows and all slices are gathered (the same metrics on every one)."""
     return task.evaluate(tuned, tokenizer, data.test, batch_size=budget.eval_batch_size,
-                         max_length=budget.max_length, max_new_tokens=budget.max_new_tokens)
+                         max_length=budget.max_length, max_new_tokens=budget.max_new_tokens,
+                         gather=gather_in_order)
 
 
 def run_method(method: str, *, task: str, model_name: str, data: PreparedData, budget, lr: float | None,

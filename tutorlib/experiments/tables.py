@@ -11,6 +11,7 @@ import textwrap
 from tutorlib.methods.registry import find_method
 from tutorlib.tasks.registry import Column, get_task
 from tutorlib.units import format_mib, format_seconds, format_size
+from tutorlib.training.distributed import distributed_notes
 
 
 # ----------------------------------------------------------------------------- number formats
@@ -124,7 +125,7 @@ def format_table(result) -> str:
         parts.append("Paired tests (same test items; small p: unlikely to be luck)\n" + "\n".join(lines))
     cost_rows = [[r["method"], *(fn(r) for _, fn in COST)] for r in done]
     parts.append("Cost\n" + grid(["method", *(h for h, _ in COST)], cost_rows))
-    parts.append("\n".join(_notes(done)))
+    parts.append("\n".join(_notes(done) + distributed_notes(result.environment)))
     return "\n\n".join(parts)
 
 

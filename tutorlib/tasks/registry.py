@@ -49,8 +49,9 @@ class Task:
         prepare_rows: rows -> rows as the model should read them (e.g. aclsum's aspect written in).
         scoring_split: splits -> (the rows to score on, a note or None).
         describe_test: test rows -> extra counts for the report (e.g. clear/ambiguous items).
-        evaluate: (model, tokenizer, test rows, batch_size=, max_length=, max_new_tokens=) ->
-            (metrics dict, per-item predictions, a few examples).
+        evaluate: (model, tokenizer, test rows, batch_size=, max_length=, max_new_tokens=, gather=) ->
+            (metrics dict, per-item predictions, a few examples); ``gather(predict, rows) -> list`` runs the
+            per-row prediction (None: all rows here; several processes: each its share, then gathered).
         reference_rows: test rows as published -> rows no method trains for (majority class, ...).
         paired_test: (predictions of A, predictions of B) -> {test, p_value, ...} on the same items.
         main_metric: (row key, label) of the headline number; its uncertainty is read from

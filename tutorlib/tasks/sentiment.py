@@ -158,7 +158,13 @@ def evaluate_sentiment(method_or_model, dataset, tokenizer, batch_size: int = 32
     * ``predictions``: one dict per item, in dataset order, ``{id, prob_positive, pred, label,
       is_ambiguous}``, for paired tests (:func:`tutorlib.tasks.metrics.mcnemar`) and error analysis.
     """
-    probs = predict_positive(method_or_model, dataset, tokenizer, batch_size, max_length)  # (N,)
+    return score_sentiment(predict_positive(method_or_model, dataset, tokenizer, batch_size, max_length), dataset)
+
+
+def score_sentiment(probs: np.ndarray, dataset) -> dict:
+    """:func:`evaluate_sentiment`'s report from P(positive) for every row of ``dataset`` (N,), e.g. when the
+    probabilities were computed by several processes and gathered."""
+    probs = np.asarray(probs, dtype=float)  # (N,)
     preds = (probs > 0.5).astype(int)  # argmax of two logits: a tie goes to class 0
     labels = np.asarray(list(dataset["label"]), dtype=int)
     confidence = np.maximum(probs, 1 - probs)  # probability of the predicted class
@@ -210,9 +216,14 @@ def describe_test(rows) -> dict:
             "ambiguity_threshold": AMBIGUITY_STD_THRESHOLD}
 
 
-def score(model, tokenizer, rows, *, batch_size: int, max_length: int, max_new_tokens: int = 0):
-    """:func:`evaluate_sentiment` as a comparison reads it -> (metrics, per-item predictions, no examples)."""
-    report = evaluate_sentiment(model, rows, tokenizer, batch_size=batch_size, max_length=max_length)
+def score(model, tokenizer, rows, *, batch_size: int, max_length: int, max_new_tokens: int = 0, gather=None):
+    """:func:`evaluate_sentiment` as a comparison reads it -> (metrics, per-item predictions, no examples).
+
+    ``gather(predict, rows) -> list``: how the rows are predicted, one result per row in order; None
+    predicts them all here (several processes pass one that shares the rows out and gathers them)."""
+    gather = gather or (lambda predict, rows: list(predict(rows)))
+    probs = gather(lambda part: predict_positive(model, part, tokenizer, batch_size, max_length).tolist(), rows)
+    report = score_sentiment(np.asarray(probs, dtype=float), rows)
     predictions = report.pop("predictions")
     report.pop("ambiguity_threshold", None)  # the same for every method: it is in the data summary
     return report, predictions, []

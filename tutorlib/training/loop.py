@@ -14,7 +14,9 @@ exactly its parameters with ``requires_grad=True``: AdamW, warm-up then decay to
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import random
 import signal
 import sys
@@ -30,6 +32,8 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from tutorlib.training.distributed import (MIXED_PRECISION, TooFewRows, make_accelerator, process_count,
+                                           process_index, release_accelerator, share_of_batch)
 from tutorlib.training.measure import EnergyEstimate, EnergyMeter, PeakMemory, optimizer_state_bytes
 from tutorlib.training.parameters import count_parameters
 
@@ -60,6 +64,12 @@ class TrainConfig:
     device: str = _option("auto", "'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ...")
     log_every: int = _option(1, "refresh the progress bar's loss and lr every this many steps")
     measure_energy: bool = _option(False, "estimate energy with tutorlib.training.measure.EnergyMeter (codecarbon if installed)")
+    mixed_precision: str | None = _option(
+        None, "'no' (fp32), 'bf16' or 'fp16' (CUDA only): forward and backward in 16 bits under autocast, the "
+              "weights and AdamW's state stay fp32; None: what `accelerate launch --mixed_precision` says, else 'no'")
+    accumulate: int | None = _option(
+        None, "batches per update (gradient accumulation): the effective batch is this many batches, `steps` still "
+              "counts updates; None: `accelerate launch --gradient_accumulation_steps`, else 1")
 
     def __post_init__(self):
         if self.steps < 1 or self.lr <= 0 or self.warmup < 0:
@@ -70,8 +80,24 @@ class TrainConfig:
             if not isinstance(name, str) or not isinstance(rate, (int, float)) or rate <= 0:
                 raise ValueError(f"lr_by_name maps parameter-name prefixes to learning rates > 0, e.g. "
                                  f"{{'model.head.': 1e-2}}; got {name!r}: {rate!r}.")
+        if self.accumulate is not None and (isinstance(self.accumulate, bool) or not isinstance(self.accumulate, int)
+                                            or self.accumulate < 1):
+            raise ValueError(f"accumulate={self.accumulate!r}: give a whole number of batches per update, >= 1.")
+        if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision={self.mixed_precision!r}: choose one of {', '.join(MIXED_PRECISION)}.")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+
+    @property
+    def precision(self) -> str:
+        """The mixed precision used: ``mixed_precision``, else the launcher's (``ACCELERATE_MIXED_PRECISION``),
+        else 'no'."""
+        return self.mixed_precision or os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+
+    @property
+    def batches_per_update(self) -> int:
+        """``accumulate``, else the launcher's ``ACCELERATE_GRADIENT_ACCUMULATION_STEPS``, else 1."""
+        return self.accumulate or int(os.environ.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "1"))
 
     @property
     def warmup_steps(self) -> int:
@@ -102,6 +128,9 @@ class History:
     optimizer_state_bytes: int = 0
     total_seconds: float = 0.0  # the whole call: set-up and evaluation included
     interrupted: bool = False  # stopped early by Ctrl-C
+    processes: int = 1  # processes that trained together; times, memory and energy are this process's own
+    mixed_precision: str = "no"  # "no" (fp32), "bf16" or "fp16"
+    batches_per_update: int = 1  # gradient accumulation: batches (each shared by the processes) per update
     energy: EnergyEstimate | None = None  # with TrainConfig(measure_energy=True)
     config: dict = field(default_factory=dict)
 
@@ -163,49 +192,56 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
     gradients. Ctrl-C stops after the current step (twice: at once) and returns the history so far with
     ``interrupted=True``. A nan/inf loss or gradient raises :class:`TrainingDiverged` before it changes a
     weight. The method stays on the device, in the train/eval mode it came in, without gradients.
+
+    Hugging Face Accelerate does the device work: mixed precision (``config.mixed_precision``), gradient
+    accumulation (``config.accumulate`` batches per update) and, when several processes were launched
+    (``accelerate launch``, ``torchrun``), DistributedDataParallel: each process takes its share of every
+    batch (see :mod:`tutorlib.training.distributed`), so N processes take the same steps as one. The
+    method given is the one trained (the DDP wrapper is dropped at the end), ready for generation or saving.
     """
     config = config or TrainConfig()
-    device = resolve_device(config.device)
+    processes, rank = process_count(), process_index()
+    accelerator = make_accelerator(config.precision, resolve_device(config.device))
+    device = resolve_device(config.device) if processes == 1 else accelerator.device
     seed_everything(config.seed)
     method.to(device)
     params = [p for p in method.parameters() if p.requires_grad]
     if not params:
         raise ValueError("The method has no trainable parameters (none has requires_grad=True): nothing to train.")
     optimizer = torch.optim.AdamW(parameter_groups(method, config), lr=config.lr, betas=config.betas)
+    # The schedule is stepped by hand, once per update: Accelerate's wrapper would step it once per process.
     scheduler = get_scheduler(SCHEDULES[config.schedule], optimizer, num_warmup_steps=config.warmup_steps,
                               num_training_steps=config.steps)
+    model, optimizer = accelerator.prepare(method, optimizer)  # several processes: model is DDP(method)
     history = History(device=str(device), trainable_params=count_parameters(method).trainable,
-                      config=asdict(config))
-    was_training, started, batches = method.training, time.perf_counter(), _cycle(train_batches)
+                      config=asdict(config), processes=processes, mixed_precision=config.precision,
+                      batches_per_update=config.batches_per_update)
+    was_training, started = method.training, time.perf_counter()
+    too_few_rows = TooFewRows(processes)
+    batches = (b for b in _cycle(train_batches) if too_few_rows.keep(b))
     # Energy first: codecarbon's import and ~2.5 s set-up must not count as training memory or time.
-    energy = EnergyMeter().start() if config.measure_energy else None
+    energy = EnergyMeter().start() if config.measure_energy and rank == 0 else None
     memory = PeakMemory(device).start()
     history.memory_kind, history.memory_baseline_mb = memory.kind, memory.baseline_mb
-    bar = tqdm(total=config.steps, desc="training", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=config.steps, desc="training", disable=not progress or rank != 0, dynamic_ncols=True)
     try:
         with _StopOnCtrlC() as ctrl_c:
             if eval_fn is not None and config.eval_at_start:
                 _evaluate(method, eval_fn, 0, history, bar)
-            method.train()
+            model.train()
             for step in range(1, config.steps + 1):
-                batch = next(batches)
+                update_batches = [next(batches) for _ in range(config.batches_per_update)]
                 tick = time.perf_counter()
-                tokens = _count_tokens(batch)
-                batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
                 lr = optimizer.param_groups[0]["lr"]
-                loss = getattr(method(**batch), "loss", None)  # a scalar tensor
-                if loss is None:
-                    raise ValueError("method(**batch) returned no .loss: does each batch have 'labels'? "
-                                     "(token ids (B, T) for a language model, class ids (B,) for a classifier)")
-                loss_value = loss.item()  # waits for the forward pass (on a GPU too)
+                loss_value, tokens = _forward_backward(model, accelerator, update_batches, processes, rank, device)
                 _stop_if_not_finite(loss_value, "loss", step, lr, config, history)
-                loss.backward()
                 if step == 1:
-                    _warn_about_unused(method)
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm or math.inf).item()
+                    _check_every_trainable_gets_a_gradient(method, processes)
+                grad_norm = float(accelerator.clip_grad_norm_(params, config.max_grad_norm or math.inf))
                 _stop_if_not_finite(grad_norm, "gradient norm", step, lr, config, history)
                 optimizer.step()
-                scheduler.step()
+                if not accelerator.optimizer_step_was_skipped:  # fp16: a step with overflowing gradients is skipped
+                    scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)  # the step's queued kernels belong to this step's time
@@ -217,7 +253,7 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
                 history.grad_norm.append(grad_norm)
                 history.peak_memory_mb.append(memory.peak_mb)
                 if step == 1:  # AdamW creates its state at the first update
-                    history.optimizer_state_bytes = optimizer_state_bytes(optimizer)
+                    history.optimizer_state_bytes = optimizer_state_bytes(optimizer.optimizer)
                 bar.update(1)
                 if step % config.log_every == 0:
                     bar.set_postfix(loss=f"{history.loss[-1]:.4f}", lr=f"{lr:.2e}")
@@ -234,9 +270,37 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
         memory.stop()
         history.energy = energy.stop() if energy is not None else None
         optimizer.zero_grad(set_to_none=True)  # free the gradients' memory
+        accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # mixed precision: the plain forward again
+        accelerator.free_memory()
+        release_accelerator()
         method.train(was_training)
         history.total_seconds = time.perf_counter() - started
     return history
+
+
+def _forward_backward(model: nn.Module, accelerator, batches: list[Mapping], processes: int, rank: int,
+                      device: torch.device) -> tuple[float, int]:
+    """One update's gradients from ``batches`` (one, or several with gradient accumulation): this process
+    runs its share of each global batch, each loss divided by ``len(batches)`` so that the gradients add up
+    to the mean's. Gradients are averaged across processes only at the last batch (``no_sync`` before).
+    Returns (the mean loss over the batches and the processes, the real tokens of the global batches)."""
+    losses, tokens, accumulate = [], 0, len(batches)
+    for micro, batch in enumerate(batches):
+        tokens += _count_tokens(batch)  # the global batch's: the same on every process
+        share = share_of_batch(batch, rank, processes)
+        share = {k: v.to(device) if torch.is_tensor(v) else v for k, v in share.items()}
+        last = micro == accumulate - 1
+        with contextlib.nullcontext() if last else accelerator.no_sync(model):
+            loss = getattr(model(**share), "loss", None)  # a scalar tensor
+            if loss is None:
+                raise ValueError("method(**batch) returned no .loss: does each batch have 'labels'? "
+                                 "(token ids (B, T) for a language model, class ids (B,) for a classifier)")
+            losses.append(loss.detach().float())
+            accelerator.backward(loss / accumulate)
+    loss = torch.stack(losses).mean()
+    if processes > 1:
+        loss = accelerator.reduce(loss, reduction="mean")  # every process sees the same loss (and stops together)
+    return loss.item(), tokens  # .item() waits for the forward pass (on a GPU too)
 
 
 # ----------------------------------------------------------------------------- the loop's helpers
@@ -299,12 +363,20 @@ def _stop_if_not_finite(value: float, what: str, step: int, lr: float, config: T
                            f"(learning rate {lr:.2e}). {where}\nWhat to try:\n  - {advice}", step, history)
 
 
-def _warn_about_unused(method: nn.Module) -> None:
+def _check_every_trainable_gets_a_gradient(method: nn.Module, processes: int) -> None:
+    """Warn about trainable tensors the loss does not use; with several processes stop instead: DDP
+    (without ``find_unused_parameters``, which costs a graph walk every step) would wait for their
+    gradients forever at the next step."""
     unused = [(name, p.numel()) for name, p in method.named_parameters() if p.requires_grad and p.grad is None]
-    if unused:
-        warnings.warn(f"{len(unused)} trainable tensors ({sum(n for _, n in unused):,} parameters, e.g. {unused[0][0]}) "
-                      f"got no gradient: the loss does not use them, so they are not trained and get no optimizer "
-                      f"state. Freeze them (requires_grad_(False)) so that they are not counted as trainable.")
+    if not unused:
+        return
+    message = (f"{len(unused)} trainable tensors ({sum(n for _, n in unused):,} parameters, e.g. {unused[0][0]}) "
+               f"got no gradient: the loss does not use them, so they are not trained and get no optimizer "
+               f"state. Freeze them (requires_grad_(False)) so that they are not counted as trainable.")
+    if processes > 1:
+        raise ValueError(message + f" With {processes} processes this is an error: DistributedDataParallel "
+                                   f"would wait for their gradients at the next step.")
+    warnings.warn(message)
 
 
 def _evaluate(method: nn.Module, eval_fn: Callable, step: int, history: History, bar) -> None:
