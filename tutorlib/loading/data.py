@@ -27,7 +27,7 @@ import datasets
 from datasets import ClassLabel, DatasetDict, Features, Sequence, Value
 
 from tutorlib.files import atomic_folder
-from tutorlib.loading import assets, readers
+from tutorlib.loading import assets, local_files, readers
 
 SPLITS = ("train", "validation", "test")
 # Bump when a reader or a split rule changes, so old cached copies are never read again.
@@ -143,8 +143,9 @@ def load_dataset(name: str, *, seed: int = 0) -> DatasetDict:
     """Load a dataset by name as splits "train", "validation" and "test".
 
     Args:
-        name: an offline name (see :data:`DATASETS`), a short hub name (see :data:`HUB_ALIASES`)
-            or any Hugging Face hub id.
+        name: an offline name (see :data:`DATASETS`), a short hub name (see :data:`HUB_ALIASES`),
+            any Hugging Face hub id, or the path of your own .csv/.jsonl/.json file
+            (see :mod:`tutorlib.loading.local_files`).
         seed: seeds the shuffle that makes the 80/10/10 splits (and the splits carved from a hub
             set that lacks one). ACLSum keeps its published splits, whatever the seed.
 
@@ -159,6 +160,8 @@ def load_dataset(name: str, *, seed: int = 0) -> DatasetDict:
     """
     if name in DATASETS:
         return _load_offline(name, seed)
+    if local_files.looks_like_a_file(name):
+        return local_files.load_local_dataset(name, seed=seed)
     return _load_from_hub(name, seed)
 
 

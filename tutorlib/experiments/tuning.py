@@ -1,0 +1,83 @@
+"""A fair learning rate for each method: a small grid, chosen on the validation split, never the test split.
+
+    python -m tutorlib.experiments.tuning --out results/sentiment-tuning      # one seed, full mode
+
+    >>> from tutorlib.experiments.tuning import tune_learning_rates
+    >>> tuning = tune_learning_rates("results/sentiment-tuning")   # doctest: +SKIP
+    >>> tuning["chosen"]                                           # doctest: +SKIP  {"full": ..., "prefix": ...}
+
+A method run at someone's favourite rate may lose only because the rate suits it less. Each method
+gets the same number of tries (:data:`GRID`: the documented default and one rate either side, about
+3x apart) under the same budget and seed; the rate with the best **validation** accuracy is chosen.
+The test split plays no part in the choice (its numbers are stored with every run, and read only
+afterwards). A tie keeps the smaller rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tutorlib.experiments.compare import LEARNING_RATES
+from tutorlib.experiments.seeds import stored_run
+
+GRID = {"full": (2e-5, 5e-5, 1e-4), "prefix": (3e-3, 1e-2, 3e-2)}
+
+
+def choose(records: list[dict], on: str = "validation") -> dict[str, float]:
+    """The rate with the best accuracy on the ``on`` set, per method (a tie keeps the smaller rate)."""
+    best: dict[str, tuple[float, float]] = {}
+    for r in sorted(records, key=lambda r: r["lr"]):
+        score = r["sets"][on]["accuracy"]
+        if r["method"] not in best or score > best[r["method"]][0]:
+            best[r["method"]] = (score, r["lr"])
+    return {m: lr for m, (_, lr) in best.items()}
+
+
+def tune_learning_rates(folder, runs_folder=None, grid: dict | None = None, seed: int = 0, split_seed: int = 0, fast: bool = False,
+                        progress: bool = True, **train_kwargs) -> dict:
+    """Train every (method, rate) of ``grid`` once, choose on validation, write ``folder/tuning.json``.
+
+    ``runs_folder`` (default ``folder/runs``) keeps one JSON file per training run; the default rates
+    run last, so a seed measurement sharing the folder may already have trained them.
+    Returns {grid, chosen, seed, split_seed, fast, table}; ``table`` has one row per run with its
+    validation accuracy (the choice) and its test accuracy (reported, never used to choose).
+    """
+    grid = {m: tuple(rates) for m, rates in (grid or GRID).items()}
+    runs_folder = runs_folder or Path(folder) / "runs"
+    tries = [(m, lr) for m, rates in grid.items() for lr in rates]
+    tries.sort(key=lambda t: LEARNING_RATES.get(("sentiment", t[0])) == t[1])  # the defaults last
+    records = []
+    for method, lr in tries:
+        if progress:
+            print(f"tuning: {method} lr {lr:g} | seed {seed} | split seed {split_seed}", flush=True)
+        records.append(stored_run(runs_folder, method, lr, seed, split_seed, fast, **train_kwargs))
+    chosen = choose(records, "validation")
+    table = [{"method": r["method"], "lr": r["lr"], "validation_accuracy": r["sets"]["validation"]["accuracy"],
+              "test_accuracy": r["sets"]["test"]["accuracy"], "chosen": chosen[r["method"]] == r["lr"]}
+             for r in records]
+    tuning = {"grid": {m: list(v) for m, v in grid.items()}, "chosen": chosen, "chosen_on": "validation",
+              "seed": seed, "split_seed": split_seed, "fast": bool(fast), "table": table}
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    Path(folder, "tuning.json").write_text(json.dumps(tuning, indent=1))
+    return tuning
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tutorlib.experiments.tuning", description=__doc__.splitlines()[0])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--fast", action="store_true")
+    p.add_argument("--runs", default="results/sentiment-runs", help="one JSON file per training run (shared)")
+    p.add_argument("--out", default="results/sentiment-tuning", help="where tuning.json goes")
+    args = p.parse_args(argv)
+    tuning = tune_learning_rates(args.out, args.runs, seed=args.seed, split_seed=args.split_seed, fast=args.fast)
+    for row in tuning["table"]:
+        print(f"{row['method']:<7} lr {row['lr']:<7g} validation {row['validation_accuracy']:.4f}  "
+              f"test {row['test_accuracy']:.4f}{'  <- chosen' if row['chosen'] else ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
