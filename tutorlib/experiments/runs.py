@@ -27,7 +27,7 @@ from tutorlib.training.measure import RunCost, run_cost
 from tutorlib.loading.models import load_model
 from tutorlib.training.parameters import count_parameters, parameter_summary
 from tutorlib.methods.prefix.model import attach_prefix
-from tutorlib.tasks import sentiment, summarise
+from tutorlib.tasks import sentiment, summarise, terminology
 from tutorlib.tasks.metrics import mcnemar
 from tutorlib.training.loop import History, TrainConfig, train
 
@@ -45,6 +45,7 @@ class PreparedData:
     test_as_published: object  # before any prompt change (aclsum's aspect): for the lead baseline
     steps: int
     summary: dict
+    term_vocabulary: object = None  # a terminology.Vocabulary when the data carries MeSH/chemical terms
 
 
 @dataclass
@@ -106,7 +107,8 @@ def prepare_data(task: str, model_name: str, dataset_name: str, tiny_data, budge
                        ambiguity_threshold=sentiment.AMBIGUITY_STD_THRESHOLD)
     if "aspect" in test_rows.column_names:
         summary["prompt"] = "the aspect is written into each document: 'Aspect: <aspect>. <abstract>'"
-    return PreparedData(tokenizer, batches, test_rows, published, steps, summary)
+    vocabulary = terminology.dataset_vocabulary(splits) if terminology.has_terms(test_rows) else None
+    return PreparedData(tokenizer, batches, test_rows, published, steps, summary, vocabulary)
 
 
 # ----------------------------------------------------------------------------- one method
@@ -138,6 +140,8 @@ def evaluate(task: str, tuned, tokenizer, data: PreparedData, budget) -> tuple[d
     rouge_l = np.array([p["rougeL"] for p in report["predictions"]])  # (N,)
     metrics = {k: report[k] for k in ("rouge1", "rouge2", "rougeL", "n")}
     metrics["rougeL_se"] = float(rouge_l.std(ddof=1) / np.sqrt(len(rouge_l))) if len(rouge_l) > 1 else None
+    if data.term_vocabulary is not None:  # terminology recall and invented terms, per item and overall
+        metrics.update(terminology.add_terminology(report["predictions"], data.test, data.term_vocabulary))
     return metrics, report["predictions"], report["examples"]
 
 
@@ -189,7 +193,11 @@ def run_method(method: str, *, task: str, model_name: str, data: PreparedData, b
 def reference_rows(task: str, data: PreparedData) -> list[dict]:
     """Rows no method has to train for, to read the methods against: lead sentence / majority class."""
     if task == "summarise":
-        return [{"method": "lead sentence", **summarise.lead_baseline(data.test_as_published)}]
+        rows = [{"method": "lead sentence", **summarise.lead_baseline(data.test_as_published)}]
+        if data.term_vocabulary is not None:  # the abstract's first sentence and the authors' own title
+            terms = terminology.reference_terminology(data.test, data.term_vocabulary)
+            rows = [{**rows[0], **terms["lead sentence"]}, {"method": "reference title", **terms["reference title"]}]
+        return rows
     labels = np.asarray(list(data.test["label"]))
     return [{"method": "majority class", "accuracy": float(max(np.mean(labels == c) for c in np.unique(labels)))}]
 
@@ -224,4 +232,9 @@ def build_paired_tests(task: str, runs: list[MethodRun]) -> list[dict]:
             tests.append({"a": a.method, "b": b.method, "test": "paired sign-flip on ROUGE-L",
                           "p_value": paired_sign_flip_p(np.array(ra), np.array(rb)),
                           "mean_difference": float(np.mean(ra) - np.mean(rb))})
+            ta, tb = terminology.paired_recalls(a.predictions, b.predictions)  # (N,) items with domain terms
+            if len(ta):
+                tests.append({"a": a.method, "b": b.method, "test": "paired sign-flip on terminology recall",
+                              "p_value": paired_sign_flip_p(ta, tb), "mean_difference": float(np.mean(ta - tb)),
+                              "measure": "terminology recall", "items": len(ta)})
     return tests

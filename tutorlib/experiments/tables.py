@@ -79,8 +79,12 @@ SUMMARISE_QUALITY = [
     ("ROUGE-1", lambda r: _num(r.get("rouge1"))), ("ROUGE-2", lambda r: _num(r.get("rouge2"))),
     ("ROUGE-L", lambda r: _num(r.get("rougeL"))),
     ("+- s.e.", lambda r: _num(r.get("rougeL_se"))), ("docs", lambda r: str(r.get("n", "-"))),
+    ("term recall", lambda r: _num(r.get("term_recall"))), ("+- s.e. ", lambda r: _num(r.get("term_recall_se"))),
+    ("invented", lambda r: "-" if r.get("invented_terms") is None
+     else f"{r['invented_terms']}/{r['generated_terms']} ({_num(r.get('invented_rate'))})"),
     ("final loss", lambda r: _num(r.get("final_loss"))),
 ]
+TERMINOLOGY_COLUMNS = ("term recall", "+- s.e. ", "invented")  # shown only for data with MeSH/chemical terms
 COST = [
     ("trainable params", lambda r: _params(r, "trainable_params")),
     ("stored params", lambda r: _params(r, "stored_params")),
@@ -130,6 +134,8 @@ def format_table(result) -> str:
     if result.task == "sentiment" and result.data_summary.get("clear_items") is None:
         quality = [c for c in quality if not c[0].startswith(("clear", "ambig", "rater"))]  # no raters
     done = [r for r in result.rows if not r.get("interrupted")]
+    if result.task == "summarise" and not any(r.get("term_recall") is not None for r in done):
+        quality = [c for c in quality if c[0] not in TERMINOLOGY_COLUMNS]
     rows = [[r["method"], *(fn(r) for _, fn in quality)] for r in done]
     rows += [[f"{r['method']} (reference)", *(fn(r) for _, fn in quality)] for r in result.references]
     parts = ["\n".join(_header(result)), "Quality\n" + grid(["method", *(h for h, _ in quality)], rows)]
@@ -137,7 +143,9 @@ def format_table(result) -> str:
         lines = []
         for t in result.paired_tests:
             detail = (f"{t['a']} alone right on {t['only_a_right']}, {t['b']} alone right on {t['only_b_right']}"
-                      if "only_a_right" in t else f"mean ROUGE-L difference {t['mean_difference']:+.3f}")
+                      if "only_a_right" in t else
+                      f"mean {t.get('measure', 'ROUGE-L')} difference {t['mean_difference']:+.3f}"
+                      + (f" over {t['items']} items with domain terms" if "items" in t else ""))
             lines.append(f"  {t['a']} vs {t['b']}: p = {t['p_value']:.3g} ({t['test']}; {detail})")
         parts.append("Paired tests (same test items; small p: unlikely to be luck)\n" + "\n".join(lines))
     cost_rows = [[r["method"], *(fn(r) for _, fn in COST)] for r in done]

@@ -151,6 +151,12 @@ def describe_datasets() -> str:
     return "\n".join(lines)
 
 
+def shares_text(name: str) -> bool:
+    """False for an offline dataset whose texts may not be redistributed (``pubmed-biochem``): results
+    saved from it keep ids and scores, never documents, references or generated summaries."""
+    return DATASETS[name].share_text if name in DATASETS else True
+
+
 def load_dataset(name: str, *, seed: int = 0) -> DatasetDict:
     """Load a dataset by name as splits "train", "validation" and "test".
 
