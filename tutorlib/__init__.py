@@ -52,6 +52,8 @@ _PUBLIC = {
     "tutorlib.tasks.metrics": ["expected_calibration_error", "mcnemar", "pearson", "wilson_interval"],
     "tutorlib.tasks.sentiment": ["AMBIGUITY_STD_THRESHOLD", "ambiguity_split", "evaluate_sentiment"],
     "tutorlib.tasks.summarise": ["encode_example", "evaluate_summaries", "lead_baseline", "pad_left"],
+    "tutorlib.tasks.terminology": ["dataset_vocabulary", "domain_terms", "reference_terminology",
+                                   "score_terminology"],
     "tutorlib.experiments.compare": ["compare", "LEARNING_RATES", "PREFIX_INIT_TEXT"],
     "tutorlib.experiments.results": ["find_results"],
     "tutorlib.experiments.plots": ["plot_clear_vs_ambiguous", "plot_training_curves"],
