@@ -79,12 +79,12 @@ SUMMARISE_QUALITY = [
     ("ROUGE-1", lambda r: _num(r.get("rouge1"))), ("ROUGE-2", lambda r: _num(r.get("rouge2"))),
     ("ROUGE-L", lambda r: _num(r.get("rougeL"))),
     ("+- s.e.", lambda r: _num(r.get("rougeL_se"))), ("docs", lambda r: str(r.get("n", "-"))),
-    ("term recall", lambda r: _num(r.get("term_recall"))), ("+- s.e. ", lambda r: _num(r.get("term_recall_se"))),
+    ("term recall", lambda r: _num(r.get("term_recall"))), ("recall s.e.", lambda r: _num(r.get("term_recall_se"))),
     ("invented", lambda r: "-" if r.get("invented_terms") is None
      else f"{r['invented_terms']}/{r['generated_terms']} ({_num(r.get('invented_rate'))})"),
     ("final loss", lambda r: _num(r.get("final_loss"))),
 ]
-TERMINOLOGY_COLUMNS = ("term recall", "+- s.e. ", "invented")  # shown only for data with MeSH/chemical terms
+TERMINOLOGY_COLUMNS = ("term recall", "recall s.e.", "invented")  # shown only for data with MeSH/chemical terms
 COST = [
     ("trainable params", lambda r: _params(r, "trainable_params")),
     ("stored params", lambda r: _params(r, "stored_params")),
