@@ -56,6 +56,8 @@ _PUBLIC = {
     "tutorlib.tasks.sentiment": ["AMBIGUITY_STD_THRESHOLD", "ambiguity_split", "evaluate_sentiment"],
     "tutorlib.tasks.summarise": ["encode_example", "evaluate_summaries", "lead_baseline"],
     "tutorlib.tasks.batching": ["pad_left"],
+    "tutorlib.tasks.terminology": ["dataset_vocabulary", "domain_terms", "reference_terminology",
+                                   "score_terminology"],
     "tutorlib.experiments.compare": ["compare", "LEARNING_RATES", "PREFIX_INIT_TEXT"],
     "tutorlib.experiments.results": ["find_results"],
     "tutorlib.experiments.plots": ["plot_clear_vs_ambiguous", "plot_training_curves"],

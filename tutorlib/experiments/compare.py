@@ -122,6 +122,7 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
     """
     from tutorlib.training.distributed import is_main_process
     from tutorlib.experiments.runs import build_paired_tests, prepare_data, reference_rows, run_method
+    from tutorlib.loading.data import shares_text
 
     started, load_at_start = time.perf_counter(), environment().get("load_average_1_5_15_min")
     task = check_task(task)
@@ -169,6 +170,7 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
             predictions={r.method: r.predictions for r in runs}, examples={r.method: r.examples for r in runs},
             references=reference_rows(task, data), paired_tests=build_paired_tests(task, runs),
             learning_rates={m: lrs[m] for m in methods if m in lrs}, prefix_init_text=PREFIX_INIT_TEXT.get(task.name),
+            share_text=tiny_data is not None or shares_text(dataset_name),
             interrupted=any(r.history is not None and r.history.interrupted for r in runs),
             environment={**environment(), "load_average_at_start": load_at_start},
             wall_seconds=time.perf_counter() - started)

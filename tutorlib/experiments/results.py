@@ -56,6 +56,7 @@ class ComparisonResult:
     learning_rates: dict[str, float] = field(default_factory=dict)
     prefix_init_text: str | None = None  # None: the prefix started random; else from these words' keys/values
     interrupted: bool = False
+    share_text: bool = True  # False: saved files keep ids and scores, never documents or summaries (licence)
     environment: dict = field(default_factory=dict)
     wall_seconds: float = 0.0
 
@@ -77,9 +78,19 @@ class ComparisonResult:
         """Everything as JSON-able data (NaN -> None); per-item predictions only if asked."""
         data = {k: v for k, v in asdict(self).items() if k not in ("histories", "predictions")}
         data["histories"] = {m: h.to_dict() for m, h in self.histories.items()}
+        if not self.share_text:
+            data["examples"] = {}
         if predictions:
-            data["predictions"] = self.predictions
+            data["predictions"] = self.saved_predictions()
         return _json_safe(data)
+
+    def saved_predictions(self) -> dict[str, list]:
+        """The per-item predictions as written to predictions.json: without the generated text when the
+        dataset's texts may not be shared (a summary can copy sentences of a copyrighted abstract)."""
+        if self.share_text:
+            return self.predictions
+        return {m: [{k: v for k, v in p.items() if k != "prediction"} for p in items]
+                for m, items in self.predictions.items()}
 
     def table(self) -> str:
         """The comparison as plain text: a header, a quality table, the paired tests, a cost table, notes."""
@@ -100,7 +111,7 @@ class ComparisonResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = [write_atomic(out / RESULTS_FILE, json.dumps(self.to_dict(), indent=1) + "\n"),
-                 write_atomic(out / PREDICTIONS_FILE, json.dumps(_json_safe(self.predictions)) + "\n"),
+                 write_atomic(out / PREDICTIONS_FILE, json.dumps(_json_safe(self.saved_predictions())) + "\n"),
                  write_atomic(out / TABLE_FILE, self.table() + "\n")]
         if plots:
             from tutorlib.experiments import plots as figures

@@ -24,6 +24,8 @@ import numpy as np
 from tutorlib.loading.data import load_dataset
 from tutorlib.loading.models import load_model
 from tutorlib.methods.registry import MethodSetup, get_method
+from tutorlib.tasks import terminology
+from tutorlib.tasks.metrics import paired_sign_flip_p
 from tutorlib.tasks.registry import Task, get_task
 from tutorlib.training.distributed import gather_in_order
 from tutorlib.training.loop import History, TrainConfig, train
@@ -42,6 +44,7 @@ class PreparedData:
     test_as_published: object  # before any prompt change (aclsum's aspect): for the lead baseline
     steps: int
     summary: dict
+    term_vocabulary: object = None  # a terminology.Vocabulary when the data carries MeSH/chemical terms
 
 
 @dataclass
@@ -86,7 +89,9 @@ def prepare_data(task: str | Task, model_name: str, dataset_name: str, tiny_data
     steps = budget.steps or len(batches)
     summary = {"train_examples": len(train_rows), "test_items": len(test_rows), "batches_per_epoch": len(batches),
                "epochs": steps / len(batches), "note": note, **task.describe_test(test_rows)}
-    return PreparedData(tokenizer, batches, test_rows, published, steps, summary)
+    # Data that names its domain terms (MeSH headings, chemicals) is also scored on terminology.
+    vocabulary = terminology.dataset_vocabulary(splits) if terminology.has_terms(test_rows) else None
+    return PreparedData(tokenizer, batches, test_rows, published, steps, summary, vocabulary)
 
 
 # ----------------------------------------------------------------------------- one method
@@ -95,9 +100,12 @@ def prepare_data(task: str | Task, model_name: str, dataset_name: str, tiny_data
 def evaluate(task: Task, tuned, tokenizer, data: PreparedData, budget) -> tuple[dict, list, list]:
     """Score on the test rows -> (metrics, per-item predictions, examples). Launched on several processes,
     each predicts its slice of the test rows and all slices are gathered (the same metrics on every one)."""
-    return task.evaluate(tuned, tokenizer, data.test, batch_size=budget.eval_batch_size,
-                         max_length=budget.max_length, max_new_tokens=budget.max_new_tokens,
-                         gather=gather_in_order)
+    metrics, predictions, examples = task.evaluate(
+        tuned, tokenizer, data.test, batch_size=budget.eval_batch_size, max_length=budget.max_length,
+        max_new_tokens=budget.max_new_tokens, gather=gather_in_order)
+    if data.term_vocabulary is not None:  # terminology recall and invented terms, per item and overall
+        metrics.update(terminology.add_terminology(predictions, data.test, data.term_vocabulary))
+    return metrics, predictions, examples
 
 
 def run_method(method: str, *, task: str, model_name: str, data: PreparedData, budget, lr: float | None,
@@ -149,14 +157,26 @@ def run_method(method: str, *, task: str, model_name: str, data: PreparedData, b
 
 
 def reference_rows(task: str | Task, data: PreparedData) -> list[dict]:
-    """Rows no method has to train for, to read the methods against (lead sentence, majority class)."""
-    task = get_task(task)
-    return task.reference_rows(data.test_as_published)
+    """Rows no method has to train for, to read the methods against (lead sentence, majority class); on
+    data with domain terms, also the terminology of the lead sentence and of the authors' own title."""
+    rows = get_task(task).reference_rows(data.test_as_published)
+    if data.term_vocabulary is not None:
+        terms = terminology.reference_terminology(data.test, data.term_vocabulary)
+        rows = [{**row, **terms.get(row["method"], {})} for row in rows]
+        rows.append({"method": "reference title", **terms["reference title"]})
+    return rows
 
 
 def build_paired_tests(task: str | Task, runs: list[MethodRun]) -> list[dict]:
     """Every pair of finished methods, scored item by item on the same test rows (the task's paired test)."""
     task = get_task(task)
     done = [r for r in runs if r.predictions]
-    return [{"a": a.method, "b": b.method, **task.paired_test(a.predictions, b.predictions)}
-            for a, b in itertools.combinations(done, 2)]
+    tests = []
+    for a, b in itertools.combinations(done, 2):
+        tests.append({"a": a.method, "b": b.method, **task.paired_test(a.predictions, b.predictions)})
+        ta, tb = terminology.paired_recalls(a.predictions, b.predictions)  # (N,) items with domain terms
+        if len(ta):
+            tests.append({"a": a.method, "b": b.method, "test": "paired sign-flip on terminology recall",
+                          "p_value": paired_sign_flip_p(ta, tb), "mean_difference": float(np.mean(ta - tb)),
+                          "measure": "terminology recall", "items": len(ta)})
+    return tests

@@ -120,7 +120,9 @@ def format_table(result) -> str:
         lines = []
         for t in result.paired_tests:
             detail = (f"{t['a']} alone right on {t['only_a_right']}, {t['b']} alone right on {t['only_b_right']}"
-                      if "only_a_right" in t else f"mean ROUGE-L difference {t['mean_difference']:+.3f}")
+                      if "only_a_right" in t else
+                      f"mean {t.get('measure', 'ROUGE-L')} difference {t['mean_difference']:+.3f}"
+                      + (f" over {t['items']} items with domain terms" if "items" in t else ""))
             lines.append(f"  {t['a']} vs {t['b']}: p = {t['p_value']:.3g} ({t['test']}; {detail})")
         parts.append("Paired tests (same test items; small p: unlikely to be luck)\n" + "\n".join(lines))
     cost_rows = [[r["method"], *(fn(r) for _, fn in COST)] for r in done]

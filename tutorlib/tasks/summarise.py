@@ -267,4 +267,7 @@ SUMMARISE = register(Task(
     paired_test=paired_test, main_metric=("rougeL", "ROUGE-L F1"),
     quality_columns=(Column("ROUGE-1", "rouge1"), Column("ROUGE-2", "rouge2"), Column("ROUGE-L", "rougeL"),
                      Column("+- s.e.", "rougeL_se"), Column("docs", "n", "count"),
+                     # Only on data that names its domain terms (tutorlib.tasks.terminology):
+                     Column("term recall", "term_recall"), Column("recall s.e.", "term_recall_se"),
+                     Column("invented terms", "invented_terms", "count"), Column("invented rate", "invented_rate"),
                      Column("final loss", "final_loss"))))
