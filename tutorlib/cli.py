@@ -138,6 +138,17 @@ def cmd_grade(args) -> int:
                       pass_mark=args.pass_mark, solutions_dir=args.solutions)
 
 
+def cmd_refresh(args) -> int:
+    from tutorlib.experiments.refresh import refresh_experiment, refresh_table, save_refresh
+
+    started = time.perf_counter()
+    result = refresh_experiment(updates=args.updates, examples_per_update=args.examples_per_update,
+                                fast=args.fast, progress=True)
+    result["settings"]["wall_seconds"] = time.perf_counter() - started
+    print(refresh_table(result), f"\nwrote {save_refresh(result, args.out)}", sep="\n")
+    return 0
+
+
 def cmd_build_exercises(args) -> int:
     return build_main(args.solutions, args.exercises, check=args.check, force=args.force)
 
@@ -226,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pass-mark", type=float, default=None, help="exit 1 below this fraction (0-1)")
     g.add_argument("--solutions", default="solutions", help="where the hidden tests come from")
     g.set_defaults(func=cmd_grade)
+
+    r = sub.add_parser("refresh", help="K data refreshes of MiniLM sentiment: per update train time, bytes, swap, quality")
+    r.add_argument("--out", default="results/refresh-sentiment")
+    r.add_argument("--updates", type=int, default=5)
+    r.add_argument("--examples-per-update", type=int, default=None, help="default: the train split in K slices")
+    r.add_argument("--fast", action="store_true", help="the fast budget's test size (300 items)")
+    r.set_defaults(func=cmd_refresh)
 
     b = sub.add_parser("build-exercises", help="write exercises/ from solutions/")
     b.add_argument("--solutions", default="solutions")
