@@ -149,6 +149,19 @@ def cmd_refresh(args) -> int:
     return 0
 
 
+def cmd_inference(args) -> int:
+    import json
+
+    from tutorlib.experiments.inference import measure_inference
+
+    report = measure_inference(models=args.models.split(","))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "inference.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1), f"\nwrote {out / 'inference.json'}", sep="\n")
+    return 0
+
+
 def cmd_build_exercises(args) -> int:
     return build_main(args.solutions, args.exercises, check=args.check, force=args.force)
 
@@ -244,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--examples-per-update", type=int, default=None, help="default: the train split in K slices")
     r.add_argument("--fast", action="store_true", help="the fast budget's test size (300 items)")
     r.set_defaults(func=cmd_refresh)
+
+    i = sub.add_parser("inference", help="inference latency/memory with and without a prefix; serving N tasks")
+    i.add_argument("--out", default="results/inference")
+    i.add_argument("--models", default="minilm-l6,smollm2-135m")
+    i.set_defaults(func=cmd_inference)
 
     b = sub.add_parser("build-exercises", help="write exercises/ from solutions/")
     b.add_argument("--solutions", default="solutions")
