@@ -252,10 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_grade)
 
     r = sub.add_parser("refresh", help="K data refreshes of MiniLM sentiment: per update train time, bytes, swap, quality")
-    r.add_argument("--out", default="results/refresh-sentiment")
-    r.add_argument("--updates", type=int, default=5)
-    r.add_argument("--examples-per-update", type=int, default=None, help="default: the train split in K slices")
-    r.add_argument("--fast", action="store_true", help="the fast budget's test size (300 items)")
+    for flag, options in (("--out", dict(default="results/refresh-sentiment")),
+                          ("--updates", dict(type=int, default=5)),
+                          ("--examples-per-update", dict(type=int, help="default: the train split in K slices")),
+                          ("--fast", dict(action="store_true", help="the fast budget's test size (300 items)"))):
+        r.add_argument(flag, **options)
     r.set_defaults(func=cmd_refresh)
 
     i = sub.add_parser("inference", help="inference latency/memory with and without a prefix; serving N tasks")
