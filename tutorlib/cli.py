@@ -180,6 +180,30 @@ def class_main(submissions, solutions_dir, out_dir, roster=None, overrides=None,
     return 0
 
 
+def cmd_refresh(args) -> int:
+    from tutorlib.experiments.refresh import refresh_experiment, refresh_table, save_refresh
+
+    started = time.perf_counter()
+    result = refresh_experiment(updates=args.updates, examples_per_update=args.examples_per_update,
+                                fast=args.fast, progress=True)
+    result["settings"]["wall_seconds"] = time.perf_counter() - started
+    print(refresh_table(result), f"\nwrote {save_refresh(result, args.out)}", sep="\n")
+    return 0
+
+
+def cmd_inference(args) -> int:
+    import json
+
+    from tutorlib.experiments.inference import measure_inference
+
+    report = measure_inference(models=args.models.split(","))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "inference.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1), f"\nwrote {out / 'inference.json'}", sep="\n")
+    return 0
+
+
 def cmd_build_exercises(args) -> int:
     return build_main(args.solutions, args.exercises, check=args.check, force=args.force)
 
@@ -280,6 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("out", help="a new folder outside the repository")
     r.add_argument("--solutions", default="solutions")
     r.set_defaults(func=cmd_release)
+
+    r = sub.add_parser("refresh", help="K data refreshes of MiniLM sentiment: per update train time, bytes, swap, quality")
+    for flag, options in (("--out", dict(default="results/refresh-sentiment")),
+                          ("--updates", dict(type=int, default=5)),
+                          ("--examples-per-update", dict(type=int, help="default: the train split in K slices")),
+                          ("--fast", dict(action="store_true", help="the fast budget's test size (300 items)"))):
+        r.add_argument(flag, **options)
+    r.set_defaults(func=cmd_refresh)
+
+    i = sub.add_parser("inference", help="inference latency/memory with and without a prefix; serving N tasks")
+    i.add_argument("--out", default="results/inference")
+    i.add_argument("--models", default="minilm-l6,smollm2-135m")
+    i.set_defaults(func=cmd_inference)
 
     b = sub.add_parser("build-exercises", help="write exercises/ from solutions/")
     b.add_argument("--solutions", default="solutions")

@@ -5,5 +5,8 @@
 * :mod:`.results`   the results format (results.json, predictions, checkpoints) and finding stored runs
 * :mod:`.tables`    the printed tables
 * :mod:`.plots`     the figures
+* :mod:`.refresh`   K successive data refreshes: per update, time, bytes to ship, swap time, quality
+* :mod:`.inference` inference latency and memory with and without a prefix; serving N tasks
+* :mod:`.time_to_target` training time each method needs to reach a loss or accuracy target
 * :mod:`.decide`    budgets in, a measured recommendation out
 """
