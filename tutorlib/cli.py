@@ -25,6 +25,7 @@ def cmd_doctor(args) -> int:
     from tutorlib.loading import assets
     from tutorlib.loading.data import describe_datasets
     from tutorlib.loading.models import describe_models
+    from tutorlib import mode
 
     print("tutorlib doctor")
     print(f"  python        {platform.python_version()} ({sys.executable})")
@@ -32,7 +33,7 @@ def cmd_doctor(args) -> int:
     cuda = torch.cuda.is_available()
     device = f"cuda ({torch.cuda.get_device_name(0)})" if cuda else "cpu"
     print(f"  device        {device}   threads {torch.get_num_threads()}   cores {os.cpu_count()}")
-    print(f"  fast mode     {'on' if os.environ.get('TUTORLIB_FAST') == '1' else 'off'} (TUTORLIB_FAST=1)")
+    print(f"  mode          {mode()} (TUTORLIB_MODE=fast|workshop|full)")
     print(f"  cache         {assets.cache_dir()} (move it with TUTORLIB_CACHE)")
     missing = []
     print("  offline assets:")
