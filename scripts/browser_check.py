@@ -135,7 +135,14 @@ def main(argv=None) -> int:
             page = browser(chromium, driver)
             page.get(f"http://127.0.0.1:{port}/lab/tree/{lesson.name}?token={token}")
             print(f"JupyterLab on port {port}, lesson {lesson.name} open; running every cell", flush=True)
-            run_all_cells(page, args.timeout)
+            try:
+                run_all_cells(page, args.timeout)
+            except Exception as e:  # a timeout or a missing menu: keep what the page showed, for diagnosis
+                page.save_screenshot(str(out / "screenshot.png"))
+                (out / "page.txt").write_text(page.find_element("css selector", "body").text)
+                print(f"FAIL running the cells: {type(e).__name__} after {time.time() - started:.0f} s; "
+                      f"see {out / 'screenshot.png'} and {out / 'page.txt'}")
+                return 1
             return check_page(page, out, time.time() - started)
         finally:
             if page is not None:
