@@ -1,12 +1,13 @@
 # The two set-up commands of the README, plus a few helpers. Each target creates or refreshes
-# .venv first (scripts/venv.sh: uv, CPU torch only, seconds when nothing changed).
+# .venv first (scripts/venv.sh: uv, CPU torch only, the tested versions of requirements/lock.txt).
 PY := .venv/bin/python
 TL := .venv/bin/tutorlib
 # Lessons and solution notebooks run under nbval; exercises/ raise NotImplementedError by design and
 # tests/notebooks/ are the grader's fixtures (some fail on purpose), so neither is collected.
 NOTEBOOK_DIRS := $(wildcard notebooks solutions)
+WHEELHOUSE ?= wheelhouse
 
-.PHONY: venv demo test test-fast lab bench exercises clean
+.PHONY: venv demo test test-fast test-latest lab bench exercises lock wheelhouse gpu-check browser-check clean
 
 venv:
 	@scripts/venv.sh
@@ -22,12 +23,41 @@ demo: venv
 test: venv
 	.venv/bin/lint-imports --no-cache
 	$(TL) download --all --prepare
-	TUTORLIB_OFFLINE=1 TUTORLIB_FAST=1 $(PY) -m pytest -q -rs --nbval-lax tests $(NOTEBOOK_DIRS) --ignore=tests/notebooks
+	TUTORLIB_OFFLINE=1 TUTORLIB_MODE=fast $(PY) -m pytest -q -rs --nbval-lax tests $(NOTEBOOK_DIRS) --ignore=tests/notebooks
 
 ## Only the package tests that need no real model or data (seconds).
 test-fast: venv
 	.venv/bin/lint-imports --no-cache
 	$(PY) -m pytest -q tests -m "not real and not peft"
+
+## The package tests against the newest versions pyproject.toml allows (lock ignored), in .venv-latest.
+## Add NOTEBOOKS=1 to run the notebooks too. A failure here means: fix, or narrow the range in pyproject.toml.
+test-latest:
+	VENV=.venv-latest LATEST=1 scripts/venv.sh
+	.venv-latest/bin/tutorlib download --all --prepare
+	TUTORLIB_OFFLINE=1 TUTORLIB_MODE=fast .venv-latest/bin/python -m pytest -q -rs tests --ignore=tests/notebooks \
+		$(if $(NOTEBOOKS),--nbval-lax $(NOTEBOOK_DIRS))
+
+## Regenerate requirements/lock.txt and requirements/colab.txt from the versions in .venv (after `make test`).
+lock: venv
+	scripts/lock.sh
+
+## Every Python package for an offline install into one folder (a USB stick), checked by installing from it
+## with the network off. WHEELHOUSE=/media/usb/wheels to choose the folder.
+wheelhouse: venv
+	scripts/wheelhouse.sh $(WHEELHOUSE)
+
+## On a machine with an NVIDIA GPU: every lesson (fast mode), compare (fp32, mixed precision) and the
+## bench's step costs on CUDA; a short report in gpu-check/ (see docs/teaching.md).
+gpu-check: venv
+	scripts/gpu_check.sh gpu-check
+
+## JupyterLab in headless Chromium: run lesson 5, check the explorer widget renders, save a screenshot.
+browser-check: venv
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -q && apt-get install -y -q --no-install-recommends chromium chromium-driver) || \
+		(echo "browser-check needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"; exit 2)
+	TUTORLIB_OFFLINE=1 $(PY) scripts/browser_check.py --out browser-check
 
 lab: venv
 	.venv/bin/jupyter lab notebooks/
@@ -39,4 +69,4 @@ exercises: venv
 	$(TL) build-exercises
 
 clean:
-	rm -rf .venv runs grades .pytest_cache
+	rm -rf .venv .venv-latest runs grades gpu-check browser-check .pytest_cache

@@ -1,28 +1,46 @@
 #!/usr/bin/env bash
-# Create or refresh .venv with tutorlib and everything it needs, fast (uv) and CPU-only.
-#   scripts/venv.sh          runtime + test + PEFT + energy extras (what `make demo` / `make test` use)
+# Create or refresh a virtual environment with tutorlib and everything it needs, fast (uv) and CPU-only.
+#   scripts/venv.sh                  .venv at the tested versions (requirements/lock.txt): runtime + test +
+#                                    PEFT + energy + browser extras (what `make demo` / `make test` use)
+#   VENV=.venv-latest LATEST=1 scripts/venv.sh
+#                                    the newest versions pyproject.toml allows, ignoring the lock (`make test-latest`)
+#   WHEELHOUSE=/media/usb/wheels scripts/venv.sh
+#                                    offline: every package from that folder, never the network (`make wheelhouse`)
 # A CUDA build of torch is never downloaded by accident: torch is pinned to the CPU wheel when one
 # lies on disk (PIP_FIND_LINKS / /opt/wheels), otherwise taken from PyTorch's CPU index.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+VENV=${VENV:-.venv}
 TORCH=${TUTORLIB_TORCH:-torch==2.13.0}
-stamp=.venv/.tutorlib-installed
-if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt scripts/venv.sh ]; then
+LOCK=requirements/lock.txt
+stamp=$VENV/.tutorlib-installed
+if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt scripts/venv.sh ] && [ "$stamp" -nt "$LOCK" ]; then
   exit 0   # up to date
 fi
 start=$(date +%s)
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check uv
-links=()
-for d in ${PIP_FIND_LINKS:-} /opt/wheels; do [ -d "$d" ] && links+=(--find-links "$d"); done
-if ls "${PIP_FIND_LINKS:-/opt/wheels}"/torch-2.13.0+cpu* >/dev/null 2>&1 || ls /opt/wheels/torch-2.13.0+cpu* >/dev/null 2>&1; then
-  torch_src=("${links[@]}")
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+uv_run=("$VENV/bin/uv" pip install -q --python "$VENV/bin/python")
+if [ -n "${WHEELHOUSE:-}" ]; then
+  # Offline: pip itself installs uv from the wheelhouse, then uv takes everything from there.
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$WHEELHOUSE" uv
+  "${uv_run[@]}" --offline --no-index --find-links "$WHEELHOUSE" -c "$LOCK" -e ".[dev,browser]"
 else
-  torch_src=(--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check uv
+  links=()
+  for d in ${PIP_FIND_LINKS:-} /opt/wheels; do [ -d "$d" ] && links+=(--find-links "$d"); done
+  if ls "${PIP_FIND_LINKS:-/opt/wheels}"/torch-2.13.0+cpu* >/dev/null 2>&1 || ls /opt/wheels/torch-2.13.0+cpu* >/dev/null 2>&1; then
+    torch_src=("${links[@]}")
+  else
+    torch_src=(--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
+  fi
+  # torch first, alone, so that the resolver never looks for another build.
+  "${uv_run[@]}" "${torch_src[@]}" "$TORCH"
+  if [ -n "${LATEST:-}" ]; then
+    "${uv_run[@]}" "${links[@]}" --upgrade "$TORCH" -e ".[dev,browser]"   # the newest allowed, lock ignored
+  else
+    "${uv_run[@]}" "${links[@]}" -c "$LOCK" "$TORCH" -e ".[dev,browser]"  # the tested versions
+  fi
 fi
-# torch first, alone, so that the resolver never looks for another build.
-.venv/bin/uv pip install -q --python .venv/bin/python "${torch_src[@]}" "$TORCH"
-.venv/bin/uv pip install -q --python .venv/bin/python "${links[@]}" "$TORCH" -e ".[dev]"
 touch "$stamp"
-echo "venv ready in $(( $(date +%s) - start )) s: $(.venv/bin/python -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)')"
+echo "$VENV ready in $(( $(date +%s) - start )) s: $("$VENV/bin/python" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)')"

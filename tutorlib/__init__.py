@@ -26,9 +26,33 @@ import os
 __version__ = "0.2.0"
 
 
+MODES = ("fast", "workshop", "full")
+
+
+def mode() -> str:
+    """How big a run the lessons and commands make: ``"fast"``, ``"workshop"`` or ``"full"``.
+
+    Set ``TUTORLIB_MODE=fast|workshop|full``; without it, ``TUTORLIB_FAST=1`` means fast and anything
+    else full. The code path is the same in every mode; only steps and data sizes change:
+
+    * fast: seconds per lesson, for tests and CI. The numbers show the machinery, not the answer.
+    * workshop: at most about 10 minutes per lesson on a laptop CPU. Meaningful: each comparison's
+      sign and rough size match full mode on the same seed (``docs/teaching.md`` says where checked).
+    * full: the numbers the README reports (lesson 7 alone about 40 minutes on a 2-core CPU).
+    """
+    value = os.environ.get("TUTORLIB_MODE", "").strip().lower()
+    if not value:
+        return "fast" if os.environ.get("TUTORLIB_FAST", "0") == "1" else "full"
+    if value not in MODES:
+        raise ValueError(f"TUTORLIB_MODE={value!r} is not a mode; use one of {', '.join(MODES)} "
+                         f"(e.g. `%env TUTORLIB_MODE=workshop` in a notebook's first cell).")
+    return value
+
+
 def fast_mode() -> bool:
-    """True when ``TUTORLIB_FAST=1``: lessons and commands shrink steps and data (same code path)."""
-    return os.environ.get("TUTORLIB_FAST", "0") == "1"
+    """True in fast mode (``TUTORLIB_MODE=fast`` or ``TUTORLIB_FAST=1``): lessons and commands shrink steps
+    and data to seconds (same code path). Workshop and full mode both return False; see :func:`mode`."""
+    return mode() == "fast"
 
 
 # name -> the module that defines it. One home per name; nothing is defined twice.
@@ -61,6 +85,7 @@ _PUBLIC = {
                                    "score_terminology"],
     "tutorlib.experiments.compare": ["compare", "LEARNING_RATES", "PREFIX_INIT_TEXT"],
     "tutorlib.experiments.results": ["find_results"],
+    "tutorlib.experiments.reference": ["reference_results"],
     "tutorlib.experiments.plots": ["plot_clear_vs_ambiguous", "plot_training_curves"],
     "tutorlib.experiments.refresh": ["load_refresh", "refresh_experiment", "refresh_table"],
     "tutorlib.experiments.inference": ["inference_costs", "serving_costs"],
@@ -80,7 +105,7 @@ _MODULES = {
 }
 _HOME = {name: module for module, names in _PUBLIC.items() for name in names}
 
-__all__ = ["fast_mode", *_HOME, *_MODULES]
+__all__ = ["MODES", "mode", "fast_mode", *_HOME, *_MODULES]
 
 
 def __getattr__(name: str):

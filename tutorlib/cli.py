@@ -16,7 +16,6 @@ import os
 import platform
 import sys
 
-from tutorlib.units import format_size
 
 
 def cmd_doctor(args) -> int:
@@ -27,6 +26,7 @@ def cmd_doctor(args) -> int:
     from tutorlib.loading import assets
     from tutorlib.loading.data import describe_datasets
     from tutorlib.loading.models import describe_models
+    from tutorlib import mode
 
     print("tutorlib doctor")
     print(f"  python        {platform.python_version()} ({sys.executable})")
@@ -34,7 +34,7 @@ def cmd_doctor(args) -> int:
     cuda = torch.cuda.is_available()
     device = f"cuda ({torch.cuda.get_device_name(0)})" if cuda else "cpu"
     print(f"  device        {device}   threads {torch.get_num_threads()}   cores {os.cpu_count()}")
-    print(f"  fast mode     {'on' if os.environ.get('TUTORLIB_FAST') == '1' else 'off'} (TUTORLIB_FAST=1)")
+    print(f"  mode          {mode()} (TUTORLIB_MODE=fast|workshop|full)")
     print(f"  cache         {assets.cache_dir()} (move it with TUTORLIB_CACHE)")
     missing = []
     print("  offline assets:")
@@ -55,18 +55,9 @@ def cmd_doctor(args) -> int:
 
 def cmd_download(args) -> int:
     """Fetch and verify offline artifacts into the cache (for a workshop: before the wifi fails)."""
-    from tutorlib.loading import assets
+    from tutorlib.loading.offline import download_offline
 
-    names = list(assets.ARTIFACTS) if args.all or not args.names else args.names
-    for name in names:
-        path = assets.fetch(name)
-        print(f"ok  {name:<14} {format_size(path.stat().st_size):>9}  {path}")
-    if args.prepare:
-        from tutorlib.loading.models import prepare_offline_model
-
-        for name in ("minilm-l6", "smollm2-135m"):
-            if name in names:  # extracts once; SmolLM2's GGUF -> fp32 safetensors (~30 s, once)
-                print(f"ok  {name:<14} ready offline in {prepare_offline_model(name)}")
+    download_offline(None if args.all else args.names, prepare=args.prepare)
     return 0
 
 

@@ -31,7 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
-from tutorlib import fast_mode
+from tutorlib import fast_mode, mode
 from tutorlib.experiments.results import ComparisonResult, OutputFolder, environment
 from tutorlib.methods.registry import all_methods, describe_methods, get_method, method_names
 from tutorlib.tasks.registry import Task, all_tasks, get_task
@@ -85,6 +85,9 @@ BUDGETS = {
     # 4 examples (one epoch of aclsum, 3/4 of nyt-leads) at 256 tokens, every test document.
     ("sentiment", False): RunBudget(None, None, 32, 64, None, 64),
     ("summarise", False): RunBudget(None, 75, 4, 256, None, 8, max_new_tokens=48),
+    # Workshop (TUTORLIB_MODE=workshop): minutes, and the same sign and rough size as full mode (docs/teaching.md).
+    ("sentiment", "workshop"): RunBudget(None, 96, 32, 64, None, 64),
+    ("summarise", "workshop"): RunBudget(None, 25, 4, 192, 20, 8, max_new_tokens=32),
 }
 
 
@@ -104,7 +107,8 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
         steps: training steps per method (default: the budget's; see :data:`BUDGETS`).
         prefix_length: P, virtual tokens per layer for the prefix methods.
         seed: seeds the model's new weights, the prefix start, the batch order and dropout.
-        fast: the small budget (default: ``tutorlib.fast_mode()``, i.e. ``TUTORLIB_FAST=1``).
+        fast: True the small budget, False the full one; None (default) follows ``tutorlib.mode()``
+            (``TUTORLIB_MODE=fast|workshop|full``, or ``TUTORLIB_FAST=1``).
         out_dir: a folder for results.json, predictions.json, table.txt, the PNG plots and the
             checkpoints (``<method>/``); None writes nothing (``result.save(folder)`` later).
         progress: progress bars and one line per stage.
@@ -127,9 +131,10 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
     started, load_at_start = time.perf_counter(), environment().get("load_average_1_5_15_min")
     task = check_task(task)
     methods = check_methods(task, methods)
+    size = "workshop" if fast is None and mode() == "workshop" else None
     fast = fast_mode() if fast is None else bool(fast)
     overrides = check_budget(task, budget)
-    budget = replace(BUDGETS[(task.name, fast)], **overrides)
+    budget = replace(BUDGETS[(task.name, size or fast)], **overrides)
     if steps is not None:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be a whole number >= 1 (got {steps!r}): with no training step there "
@@ -147,7 +152,7 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
     with OutputFolder(out_dir if is_main_process() else None) as folder:
         data = prepare_data(task, model, dataset_name, tiny_data, budget, seed)
         budget = replace(budget, steps=data.steps)
-        say(f"compare: {task.name} | {model} on {dataset_name} | {'fast' if fast else 'full'} mode | "
+        say(f"compare: {task.name} | {model} on {dataset_name} | {size or ('fast' if fast else 'full')} mode | "
             f"{budget.steps} steps of {budget.batch_size} | methods {', '.join(methods)} | seed {seed}")
         runs = []
         for method in methods:

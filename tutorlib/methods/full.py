@@ -24,6 +24,7 @@ from torch import nn
 from tutorlib.loading.architectures import model_name_of
 from tutorlib.loading.models import SequenceClassifier, load_model, pretrained_part, task_of
 from tutorlib.methods import checkpoints
+from tutorlib.methods.devices import to_model_device
 from tutorlib.methods.registry import Method, MethodSetup, register
 
 
@@ -40,6 +41,7 @@ class FullFineTunedModel(nn.Module):
 
     def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
         """input_ids, attention_mask: (B, T); labels as the model expects -> the model's output (.loss, .logits)."""
+        input_ids, attention_mask, labels = to_model_device(self, input_ids, attention_mask, labels)
         if labels is not None:
             kwargs["labels"] = labels
         return self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
@@ -49,6 +51,7 @@ class FullFineTunedModel(nn.Module):
         """The model's own ``generate`` (causal LMs); batch with left padding. Returns (B, T + new) ids."""
         if self.task != "causal-lm":
             raise ValueError(f"generate needs a causal language model; this one is a {self.task} model.")
+        input_ids, attention_mask = to_model_device(self, input_ids, attention_mask)  # inputs follow the model
         generate_kwargs.setdefault("pad_token_id", self.model.config.pad_token_id)
         return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs)
 

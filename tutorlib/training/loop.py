@@ -61,7 +61,7 @@ class TrainConfig:
     eval_every: int = _option(0, "call eval_fn every this many steps and after the last; 0: after the last only")
     eval_at_start: bool = _option(False, "also call eval_fn before the first update (recorded as step 0)")
     seed: int = _option(0, "seeds torch, random and numpy when train() starts")
-    device: str = _option("auto", "'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ...")
+    device: str = _option("auto", "'auto' (TUTORLIB_DEVICE if set, else cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ...")
     log_every: int = _option(1, "refresh the progress bar's loss and lr every this many steps")
     measure_energy: bool = _option(False, "estimate energy with tutorlib.training.measure.EnergyMeter (codecarbon if installed)")
     mixed_precision: str | None = _option(
@@ -175,11 +175,14 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` -> cuda if a GPU is visible, else cpu; anything else goes to ``torch.device``."""
+    """``"auto"`` -> ``TUTORLIB_DEVICE`` if set, else cuda if a GPU is visible, else cpu; anything else
+    goes to ``torch.device``."""
+    if device == "auto":
+        device = os.environ.get("TUTORLIB_DEVICE", "").strip() or "auto"
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but torch sees no CUDA GPU here; use device='auto' or 'cpu'.")
+        raise ValueError(f"device={device!r} but torch sees no CUDA GPU here; use device='auto' or 'cpu' (and check TUTORLIB_DEVICE).")
     return torch.device(device)
 
 

@@ -30,6 +30,7 @@ from torch import nn
 from tutorlib.loading.architectures import UnsupportedModelError, model_name_of
 from tutorlib.loading.models import SequenceClassifier, load_model, pretrained_part, task_of
 from tutorlib.methods import checkpoints
+from tutorlib.methods.devices import to_model_device
 from tutorlib.methods.registry import Method, MethodSetup, register
 from tutorlib.methods.prefix.attention import switch_back_attention, switch_to_prefix_attention, uses_prefix_attention
 from tutorlib.methods.prefix.encoder import (
@@ -81,6 +82,7 @@ class PrefixTunedModel(nn.Module):
             keys_values = self.prefix_encoder(1)  # (1, layers, 2, kv_heads, P, head_dim), shared by all rows
         else:
             keys_values = torch.stack(list(prefix)) if isinstance(prefix, (list, tuple)) else prefix
+            keys_values, = to_model_device(self, keys_values)
             if keys_values.dim() == 5:  # one prefix for every row
                 keys_values = keys_values.unsqueeze(0)
             want = self.shape.tensor_shape(keys_values.shape[-2])  # any P is allowed
@@ -90,7 +92,7 @@ class PrefixTunedModel(nn.Module):
         visible = None
         if prefix_mask is not None:
             length = keys_values.shape[-2]
-            visible = torch.as_tensor(prefix_mask, dtype=torch.bool)
+            visible = torch.as_tensor(prefix_mask, dtype=torch.bool, device=keys_values.device)
             visible = visible.expand(1, length) if visible.dim() == 0 else visible.reshape(-1, length)  # (B or 1, P)
         return {"prefix_key_values": keys_values, "prefix_visible": visible}
 
@@ -123,6 +125,8 @@ class PrefixTunedModel(nn.Module):
         Returns:
             The wrapped model's output: ``.logits`` (B, T, vocab) or (B, labels), ``.loss`` if labels.
         """
+        input_ids, attention_mask, labels, position_ids = to_model_device(
+            self, input_ids, attention_mask, labels, position_ids)  # inputs follow the model (CPU or GPU)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if position_ids is None:
@@ -146,6 +150,7 @@ class PrefixTunedModel(nn.Module):
         """
         if self.task != "causal-lm":
             raise PrefixError(f"generate needs a causal language model; this one is a {self.task} model.")
+        input_ids, attention_mask = to_model_device(self, input_ids, attention_mask)  # inputs follow the model
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         extra_positions = self.prefix_length if self.positions_after_prefix else 0
