@@ -80,6 +80,18 @@ def test_corrupted_cache_file_is_fetched_again(fake):
     assert calls == ["fake", "fake"]
 
 
+def test_corrupted_cache_file_is_set_aside_and_named_when_offline(fake, monkeypatch, capsys):
+    path = assets.fetch("fake")
+    path.write_bytes(b"bit rot")
+    monkeypatch.setenv("TUTORLIB_OFFLINE", "1")
+    with pytest.raises(assets.OfflineError) as err:
+        assets.fetch("fake")
+    aside = path.with_name(path.name + ".corrupt")
+    assert "corrupt" in str(err.value) and str(aside) in str(err.value) and "tutorlib download fake" in str(err.value)
+    assert aside.read_bytes() == b"bit rot" and not path.exists()
+    assert "set aside" in capsys.readouterr().err
+
+
 def test_offline_error_names_asset_and_command(fake, monkeypatch):
     monkeypatch.setenv("TUTORLIB_OFFLINE", "1")
     with pytest.raises(assets.OfflineError) as err:

@@ -276,3 +276,17 @@ def test_a_teacher_override_releases_withheld_points(tmp_path):
     overrides.write_text("learner,notebook,decision,note\nada,toy_prefix.ipynb,accept,only notes in the title\n")
     (learner,) = grade_class(subs, TOY_SOLUTIONS, out, overrides=overrides, cell_timeout=20)
     assert learner.report.points == 7 and "(accepted)" in (out / "gradebook.csv").read_text()
+
+
+def test_every_kit_helper_an_answer_may_not_call_exists():
+    """`not_in_answers` names modules (and module:function); one that no longer exists (a module moved)
+    would guard nothing, silently. Each must import, and each function must be there."""
+    import importlib
+    import json
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parents[1].joinpath("solutions").glob("*.ipynb")):
+        for entry in json.loads(path.read_text())["metadata"].get("tutorlib", {}).get("not_in_answers", []):
+            module_name, _, attr = entry.partition(":")
+            module = importlib.import_module(module_name)  # ImportError: the entry names a module that moved
+            assert not attr or callable(getattr(module, attr, None)), f"{path.name}: {entry} is not a function"

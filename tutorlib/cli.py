@@ -114,9 +114,14 @@ def cmd_compare(args) -> int:
     fast = True if args.fast else None
     # Budget sizes given on the command line (a hand-made Namespace may lack them: then the mode's own).
     sizes = {name: getattr(args, name, None) for name in ("batch_size", "max_length", "test_items")}
+    rates = getattr(args, "lr", None)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if isinstance(args.methods, str) else args.methods
     result = compare(args.task, model=args.model, dataset=args.dataset, methods=args.methods, steps=args.steps,
                      prefix_length=args.prefix_length, seed=args.seed, fast=fast, out_dir=args.out,
-                     budget={k: v for k, v in sizes.items() if v is not None} or None)
+                     budget={k: v for k, v in sizes.items() if v is not None} or None,
+                     learning_rates=parse_rates(rates, methods) if rates else None,
+                     split_seed=getattr(args, "split_seed", 0), device=getattr(args, "device", None) or "auto",
+                     overwrite=getattr(args, "overwrite", False))
     if not is_main_process():  # launched on several processes: the main one reports
         return 0
     print()
@@ -130,6 +135,58 @@ def cmd_compare(args) -> int:
         print("Interrupted: nothing was written.")
         return 130
     return 0
+
+
+def cmd_tune(args) -> int:
+    """``tutorlib tune``: each method's learning rate from a small grid, chosen on the validation split."""
+    from tutorlib.experiments.tuning import tune_learning_rates
+
+    tuning = tune_learning_rates(args.out, args.runs, seed=args.seed, split_seed=args.split_seed, fast=args.fast)
+    for row in tuning["table"]:
+        print(f"{row['method']:<7} lr {row['lr']:<7g} validation {row['validation_accuracy']:.4f}  "
+              f"test {row['test_accuracy']:.4f}{'  <- chosen' if row['chosen'] else ''}")
+    print(f"wrote {Path(args.out) / 'tuning.json'}")
+    return 0
+
+
+def cmd_seeds(args) -> int:
+    """``tutorlib seeds``: the sentiment comparison over several training seeds (and split seeds)."""
+    import json
+
+    from tutorlib.experiments.seeds import parse_seeds, run_seeds, seeds_table, summarise_seeds
+
+    if args.lr:
+        rates = parse_rates(args.lr, ("full", "prefix"))
+    else:
+        tuning = Path(args.tuning) / "tuning.json"
+        if not tuning.is_file():
+            raise FileNotFoundError(f"No {tuning}: run `tutorlib tune --out {args.tuning}` first, or give the "
+                                    f"rates yourself with --lr full=5e-5,prefix=1e-2.")
+        rates = json.loads(tuning.read_text())["chosen"]
+    seeds, split_seeds = parse_seeds(args.seeds), parse_seeds(args.split_seeds)
+    records = run_seeds(args.runs, seeds, rates, split_seeds=split_seeds[:1], fast=args.fast)
+    for split_seed in split_seeds[1:]:  # another split: training seed 0 only
+        records += run_seeds(args.runs, [0], rates, split_seeds=[split_seed], fast=args.fast)
+    summary = summarise_seeds(records)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(seeds_table(summary))
+    print(f"wrote {out / 'summary.json'}")
+    return 0
+
+
+def parse_rates(text: str, methods) -> dict[str, float]:
+    """``"full=5e-5,prefix=1e-2"`` -> {"full": 5e-05, "prefix": 0.01}; one bare number applies to every method."""
+    text = str(text).strip()
+    try:
+        if "=" not in text:
+            return {m: float(text) for m in methods}
+        pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+        return {name.strip(): float(value) for name, value in pairs}
+    except ValueError:
+        raise ValueError(f"Could not read the learning rates {text!r}: write one number (e.g. 1e-3) or "
+                         f"method=rate pairs separated by commas (e.g. full=5e-5,prefix=1e-2).") from None
 
 
 def cmd_grade(args) -> int:
@@ -277,8 +334,32 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-size", type=int, default=None, help="training batch (global: shared by all processes)")
     c.add_argument("--max-length", type=int, default=None, help="tokens per training/test item (longer ones are cut)")
     c.add_argument("--test-items", type=int, default=None, help="score on the first N test items only")
+    c.add_argument("--lr", default=None, help="learning rates: method=rate pairs (full=5e-5,prefix=1e-2) or one "
+                                              "number for every method (default: each method's documented rate)")
+    c.add_argument("--split-seed", type=int, default=0, help="which rows go to train/validation/test (data "
+                                                              "without published splits); --seed is the training seed")
+    c.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, ...")
     c.add_argument("--out", default="runs/compare", help="output folder for results.json and plots")
+    c.add_argument("--overwrite", action="store_true", help="replace an earlier comparison in --out")
     c.set_defaults(func=cmd_compare)
+
+    t = sub.add_parser("tune", help="sentiment: each method's learning rate from a grid, chosen on validation")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--split-seed", type=int, default=0)
+    t.add_argument("--fast", action="store_true", help="the small budget (a quick check, not a measurement)")
+    t.add_argument("--runs", default="results/sentiment-runs", help="one JSON file per training run (shared, resumable)")
+    t.add_argument("--out", default="results/sentiment-tuning", help="where tuning.json goes")
+    t.set_defaults(func=cmd_tune)
+
+    s = sub.add_parser("seeds", help="sentiment: full vs prefix over several training seeds (mean, 95% interval)")
+    s.add_argument("--seeds", default="0,1,2", help="training seeds (the data split stays at --split-seeds' first)")
+    s.add_argument("--split-seeds", default="0", help="data split seeds; beyond the first, run at training seed 0")
+    s.add_argument("--lr", default=None, help="full=RATE,prefix=RATE (default: the choice in --tuning)")
+    s.add_argument("--tuning", default="results/sentiment-tuning", help="folder with tuning.json (for the rates)")
+    s.add_argument("--fast", action="store_true", help="the small budget (a quick check, not a measurement)")
+    s.add_argument("--runs", default="results/sentiment-runs", help="one JSON file per training run (shared, resumable)")
+    s.add_argument("--out", default="results/sentiment-seeds", help="where summary.json goes")
+    s.set_defaults(func=cmd_seeds)
 
     g = sub.add_parser("grade", help="score notebooks (grades.json, grades.md), or a class folder (gradebook.csv)")
     g.add_argument("paths", nargs="+", help="notebooks, or one folder with a sub-folder per learner")

@@ -35,6 +35,7 @@ import sys
 import time
 import traceback
 import types
+from pathlib import Path
 
 # Modules whose attributes a learner's code must not change (plus every loaded tutorlib module).
 WATCHED_MODULES = ("builtins", "math", "statistics", "inspect", "time", "numpy", "numpy.linalg", "torch",
@@ -128,13 +129,25 @@ class Snapshot:
         package = sys.modules.get("tutorlib")
         for attr, value in list(vars(package).items()) if package else []:
             if ("tutorlib", attr) not in self.entries and not attr.startswith("_") \
-                    and (callable(value) or isinstance(value, types.ModuleType)) and value is not _public_value(attr):
+                    and (callable(value) or isinstance(value, types.ModuleType)) and value is not _public_value(attr) \
+                    and not _is_kit_submodule(attr, value):
                 delattr(package, attr)
                 changed.append(f"tutorlib.{attr} was set to something else than the kit's own")
         return changed
 
 
 _MISSING = object()
+
+
+def _is_kit_submodule(attr: str, value) -> bool:
+    """True when ``tutorlib.<attr>`` is the kit's own submodule, which Python sets on the package the
+    first time anything imports it (e.g. ``tutorlib.files`` when a kit function first needs it)."""
+    import tutorlib
+
+    home = Path(tutorlib.__file__).resolve().parent
+    file = getattr(value, "__file__", None) if isinstance(value, types.ModuleType) else None
+    return (file is not None and sys.modules.get(f"tutorlib.{attr}") is value
+            and getattr(value, "__name__", "") == f"tutorlib.{attr}" and Path(file).resolve().is_relative_to(home))
 
 
 def _guard(real, label: str, flags: list):

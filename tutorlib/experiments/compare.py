@@ -95,7 +95,8 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
             methods: Sequence[str] | str = ("full", "prefix"), steps: int | None = None, prefix_length: int = 10,
             seed: int = 0, fast: bool | None = None, out_dir=None, progress: bool = True, tiny_data=None,
             learning_rates: dict[str, float] | None = None, measure_energy: bool = True,
-            budget: dict | None = None) -> ComparisonResult:
+            budget: dict | None = None, split_seed: int = 0, device: str = "auto",
+            overwrite: bool = False) -> ComparisonResult:
     """Train and evaluate each method on ``task`` under one budget; return the :class:`ComparisonResult`.
 
     Args:
@@ -106,23 +107,30 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
         methods: registered method names (``full``, ``prefix``, ...), as a sequence or a comma-separated string.
         steps: training steps per method (default: the budget's; see :data:`BUDGETS`).
         prefix_length: P, virtual tokens per layer for the prefix methods.
-        seed: seeds the model's new weights, the prefix start, the batch order and dropout.
+        seed: the training seed: the model's new weights, the prefix start, the batch order and dropout.
+        split_seed: which rows of a dataset without published splits go to train/validation/test
+            (kept apart from ``seed``, so that runs at several seeds differ by training noise alone).
         fast: True the small budget, False the full one; None (default) follows ``tutorlib.mode()``
             (``TUTORLIB_MODE=fast|workshop|full``, or ``TUTORLIB_FAST=1``).
         out_dir: a folder for results.json, predictions.json, table.txt, the PNG plots and the
             checkpoints (``<method>/``); None writes nothing (``result.save(folder)`` later).
+        overwrite: replace an earlier comparison in ``out_dir`` (without it, such a folder is refused).
         progress: progress bars and one line per stage.
         tiny_data: a ``DatasetDict`` (train/validation/test) used instead of loading ``dataset``;
             for tests and lessons with hand-made data.
         learning_rates: per-method overrides of :data:`LEARNING_RATES`, e.g. ``{"prefix": 3e-3}``.
         measure_energy: estimate each run's energy (codecarbon, else CPU-time; the method is recorded).
+        device: where every method trains and is scored: "auto" (``TUTORLIB_DEVICE``, else a GPU if there
+            is one, else the CPU), "cpu", "cuda", "cuda:1", ...
         budget: overrides of the mode's :class:`RunBudget`, e.g. ``{"test_items": 4, "max_new_tokens": 16}``
             for a lesson that must finish in seconds (whole numbers >= 1; None for "all" where allowed).
 
     Raises:
         ValueError: an unknown task, method, model or dataset (the message lists the valid ones),
             ``steps`` < 1, a method that does not fit the task, a dataset without the task's columns.
-        OSError: ``out_dir`` cannot be written (checked before anything trains).
+        OSError: ``out_dir`` cannot be written, or holds an earlier comparison and ``overwrite`` is False
+            (both checked before anything trains).
+        DoesNotFitError: a training step cannot fit in memory (a ValueError; checked before it trains).
     """
     from tutorlib.training.distributed import is_main_process
     from tutorlib.experiments.runs import build_paired_tests, prepare_data, reference_rows, run_method
@@ -149,11 +157,12 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
 
     say = print if progress and is_main_process() else (lambda *a, **k: None)
     # Checks out_dir now; removes the staging folder on any error. Only the main process writes a folder.
-    with OutputFolder(out_dir if is_main_process() else None) as folder:
-        data = prepare_data(task, model, dataset_name, tiny_data, budget, seed)
+    with OutputFolder(out_dir if is_main_process() else None, overwrite=overwrite) as folder:
+        data = prepare_data(task, model, dataset_name, tiny_data, budget, seed, split_seed=split_seed)
         budget = replace(budget, steps=data.steps)
         say(f"compare: {task.name} | {model} on {dataset_name} | {size or ('fast' if fast else 'full')} mode | "
-            f"{budget.steps} steps of {budget.batch_size} | methods {', '.join(methods)} | seed {seed}")
+            f"{budget.steps} steps of {budget.batch_size} | methods {', '.join(methods)} | seed {seed}"
+            + (f" (split seed {split_seed})" if split_seed != 0 else ""))
         runs = []
         for method in methods:
             say(f"\n== {method} ({get_method(method).description})"
@@ -161,7 +170,7 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
             run = run_method(method, task=task, model_name=model, data=data, budget=budget, lr=lrs.get(method),
                              prefix_length=prefix_length, prefix_init_text=PREFIX_INIT_TEXT.get(task.name), seed=seed,
                              lr_by_name=get_method(method).parameter_learning_rates.get(task.name),
-                             checkpoint_root=folder.checkpoints,
+                             checkpoint_root=folder.checkpoints, device=device,
                              progress=progress, measure_energy=measure_energy)
             runs.append(run)
             if run.history is not None and run.history.interrupted:

@@ -18,6 +18,7 @@ import os
 import platform
 import shutil
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -174,6 +175,17 @@ def environment() -> dict:
 # ----------------------------------------------------------------------------- the output folder
 
 
+def _what_it_holds(results_file: Path) -> str:
+    """', sentiment: full, prefix; 2026-12-05 11:02' from a saved results.json ('' if unreadable)."""
+    try:
+        data = json.loads(results_file.read_text())
+        methods = ", ".join(r.get("method", "?") for r in data.get("rows", []))
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(results_file.stat().st_mtime))
+        return f", {data.get('task', '?')}: {methods}; written {when}"
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
 class OutputFolder:
     """Write a comparison's folder all at once, or not at all.
 
@@ -181,12 +193,14 @@ class OutputFolder:
     OSError naming the folder otherwise), creates a hidden staging folder beside it (``folder.staging``,
     also ``folder.checkpoints``), and :meth:`commit` renames the staging folder into place (replacing an
     earlier results folder). Leaving the block without ``commit()`` (an error, Ctrl-C) removes the
-    staging folder and any parent folders it created. With ``None``: a temporary folder for
+    staging folder and any parent folders it created. A folder that already holds a comparison is
+    refused unless ``overwrite=True``. With ``None``: a temporary folder for
     checkpoints only, always removed; ``folder.path`` and ``folder.staging`` are None.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, overwrite: bool = False):
         self.path = None if path is None else Path(path).expanduser().absolute()
+        self.overwrite = overwrite
         self.staging: Path | None = None
         self.checkpoints: Path | None = None
         self._created: list[Path] = []
@@ -217,6 +231,10 @@ class OutputFolder:
         if target.is_dir() and any(target.iterdir()) and not (target / RESULTS_FILE).is_file():
             raise OSError(f"The output folder {target} exists and holds other files (no {RESULTS_FILE}): it is "
                           f"not an earlier comparison, so it is not replaced. Choose a new or empty folder.")
+        if (target / RESULTS_FILE).is_file() and not self.overwrite:
+            raise FileExistsError(f"The output folder {target} already holds a comparison ({RESULTS_FILE}"
+                                  f"{_what_it_holds(target / RESULTS_FILE)}). Choose another folder (--out), or "
+                                  f"replace it with --overwrite (overwrite=True).")
         for ancestor in target.parents:
             if ancestor.exists():
                 if not ancestor.is_dir():

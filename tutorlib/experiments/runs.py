@@ -28,8 +28,9 @@ from tutorlib.tasks import terminology
 from tutorlib.tasks.metrics import paired_sign_flip_p
 from tutorlib.tasks.registry import Task, get_task
 from tutorlib.training.distributed import gather_in_order
-from tutorlib.training.loop import History, TrainConfig, train
+from tutorlib.training.loop import History, TrainConfig, resolve_device, train
 from tutorlib.training.measure import RunCost, run_cost
+from tutorlib.training.memory_estimate import check_step_fits
 from tutorlib.training.parameters import count_parameters, parameter_summary
 
 
@@ -62,10 +63,12 @@ class MethodRun:
 # ----------------------------------------------------------------------------- data, once
 
 
-def prepare_data(task: str | Task, model_name: str, dataset_name: str, tiny_data, budget, seed: int) -> PreparedData:
-    """Load (or take) the splits, cut them to the budget, tokenize once, build the training batches."""
+def prepare_data(task: str | Task, model_name: str, dataset_name: str, tiny_data, budget, seed: int,
+                 split_seed: int = 0) -> PreparedData:
+    """Load (or take) the splits (``split_seed``), cut them to the budget, tokenize once, build the training
+    batches (shuffled by the training ``seed``)."""
     task = get_task(task)
-    splits = tiny_data if tiny_data is not None else load_dataset(dataset_name, seed=seed)
+    splits = tiny_data if tiny_data is not None else load_dataset(dataset_name, seed=split_seed)
     missing = [s for s in ("train", "test") if s not in splits]
     if missing:
         raise ValueError(f"The data has no {missing[0]!r} split (it has {list(splits)}); give train and test.")
@@ -111,21 +114,32 @@ def evaluate(task: Task, tuned, tokenizer, data: PreparedData, budget) -> tuple[
 def run_method(method: str, *, task: str, model_name: str, data: PreparedData, budget, lr: float | None,
                prefix_length: int, seed: int, checkpoint_root: Path, progress: bool = True,
                measure_energy: bool = True, prefix_init_text: str | None = None,
-               lr_by_name: dict[str, float] | None = None) -> MethodRun:
+               lr_by_name: dict[str, float] | None = None, device: str = "auto") -> MethodRun:
     """Fresh model -> wrap -> train (``data.steps`` steps) -> evaluate -> checkpoint -> one row.
-    ``lr_by_name``: own rates for some parameters (see :class:`~tutorlib.training.loop.TrainConfig`)."""
+    ``lr_by_name``: own rates for some parameters (see :class:`~tutorlib.training.loop.TrainConfig`).
+    ``device``: where it trains and is scored ("auto", "cpu", "cuda", "cuda:1", ...).
+
+    Raises:
+        DoesNotFitError: one training step cannot fit in the device's free memory (checked first)."""
     task = get_task(task)
     model, tokenizer = load_model(model_name, task=task.head, seed=seed)  # a fresh copy per method
     setup = MethodSetup(model_name=model_name, seed=seed, prefix_length=prefix_length,
                         prefix_init_text=prefix_init_text, tokenizer=tokenizer)
+    where = resolve_device(device)
+    if get_method(method).trains:  # before wrapping: a prefix that does not fit is refused, not allocated
+        check_step_fits(model, batch_size=budget.batch_size, seq_len=budget.max_length,
+                        prefix_length=prefix_length if get_method(method).adds_prefix else 0, device=where)
     tuned = get_method(method).wrap(model, setup)
     history = None
     if get_method(method).trains:
-        config = TrainConfig(steps=data.steps, lr=lr, lr_by_name=lr_by_name, seed=seed, measure_energy=measure_energy)
+        config = TrainConfig(steps=data.steps, lr=lr, lr_by_name=lr_by_name, seed=seed, measure_energy=measure_energy,
+                             device=device)
         history = train(tuned, data.batches, config, progress=progress)
         if history.interrupted:  # stopping: no evaluation of a half-trained model
             return MethodRun(method, {"method": method, "interrupted": True, "steps_done": len(history.loss)},
                              history, [], [])
+    else:
+        tuned.to(where)  # a method that does not train is scored where the others are
     started = time.perf_counter()
     quality, predictions, examples = evaluate(task, tuned, tokenizer, data, budget)
     eval_seconds = time.perf_counter() - started

@@ -1,6 +1,6 @@
 """The sentiment comparison over several training seeds, one fixed data split: is the result training noise?
 
-    python -m tutorlib.experiments.seeds --seeds 0,1,2 --lr full=5e-5,prefix=1e-2 --out results/sentiment-seeds
+    tutorlib seeds --seeds 0,1,2 --lr full=5e-5,prefix=1e-2 --out results/sentiment-seeds
 
     >>> from tutorlib.experiments.seeds import run_seeds, summarise_seeds
     >>> runs = run_seeds(seeds=[0, 1, 2], learning_rates={"full": 5e-5, "prefix": 1e-2})   # doctest: +SKIP
@@ -21,7 +21,6 @@ there is read back instead of trained again, so an interrupted measurement resum
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -174,19 +173,6 @@ def summarise_seeds(records: list[dict], a: str = "full", b: str = "prefix") -> 
             "split_seeds": sorted({p["split_seed"] for p in splits})}
 
 
-def parse_rates(text: str, methods=("full", "prefix")) -> dict[str, float]:
-    """``"full=5e-5,prefix=1e-2"`` -> {"full": 5e-05, "prefix": 0.01}; one bare number applies to every method."""
-    text = str(text).strip()
-    try:
-        if "=" not in text:
-            return {m: float(text) for m in methods}
-        pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
-        return {name.strip(): float(value) for name, value in pairs}
-    except ValueError:
-        raise ValueError(f"Could not read the learning rates {text!r}: write one number (e.g. 1e-3) or "
-                         f"method=rate pairs separated by commas (e.g. full=5e-5,prefix=1e-2).") from None
-
-
 def parse_seeds(text: str) -> list[int]:
     """``"0,1,2"`` -> [0, 1, 2], with a clear error for anything else."""
     try:
@@ -198,30 +184,30 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tutorlib.experiments.seeds", description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", default="0,1,2", help="training seeds (the split stays at --split-seeds' first)")
-    p.add_argument("--split-seeds", default="0", help="data split seeds, run with training seed 0 beyond the first")
-    p.add_argument("--lr", default=None, help="full=RATE,prefix=RATE (default: results/sentiment-tuning's choice)")
-    p.add_argument("--tuning", default="results/sentiment-tuning", help="folder with tuning.json (for --lr)")
-    p.add_argument("--fast", action="store_true")
-    p.add_argument("--runs", default="results/sentiment-runs", help="one JSON file per training run (shared)")
-    p.add_argument("--out", default="results/sentiment-seeds", help="where summary.json goes")
-    args = p.parse_args(argv)
-    if args.lr:
-        rates = parse_rates(args.lr)
-    else:
-        rates = json.loads((Path(args.tuning) / "tuning.json").read_text())["chosen"]
-    seeds, split_seeds = parse_seeds(args.seeds), parse_seeds(args.split_seeds)
-    records = run_seeds(args.runs, seeds, rates, split_seeds=split_seeds[:1], fast=args.fast)
-    for split_seed in split_seeds[1:]:  # another split: training seed 0 only
-        records += run_seeds(args.runs, [0], rates, split_seeds=[split_seed], fast=args.fast)
-    summary = summarise_seeds(records)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    Path(args.out, "summary.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps(summary["across_seeds"], indent=1))
-    return 0
+def seeds_table(summary: dict) -> str:
+    """:func:`summarise_seeds`' result as a table a reader can scan: per seed, then mean [95% interval]."""
+    a, b = summary["a"], summary["b"]
 
+    def points(x):
+        return "-" if x is None else f"{100 * x:+.1f}"
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+    lines = [f"{a} - {b}, accuracy points (test split; learning rates {summary['learning_rates']})",
+             f"{'seed':>6} {'split':>6} {'all':>7} {'clear':>7} {'ambig.':>7} {'ambig.-clear':>13} {'McNemar p':>10}"
+             f" {'out-of-dist.':>13}"]
+    for p in summary["per_seed"]:
+        diff = p.get("gap_difference", {}).get("estimate")
+        lines.append(f"{p['seed']:>6} {p['split_seed']:>6} {points(p['gap_all']):>7} {points(p.get('gap_clear')):>7} "
+                     f"{points(p.get('gap_ambiguous')):>7} {points(diff):>13} {p['mcnemar_p']:>10.2g} "
+                     f"{points(p.get('ood_gap')):>13}")
+    for label, key in (("across training seeds", "across_seeds"), ("across split seeds", "across_split_seeds")):
+        spread = summary.get(key)
+        if not spread:
+            continue
+        lines.append(f"{label} (mean [95% interval]):")
+        for name, stats in spread.items():
+            scale = 100 if name.startswith(("gap", "ood_gap")) else 1
+            unit = " points" if scale == 100 else ""
+            ci = stats["ci95"]
+            interval = f" [{scale * ci[0]:+.2f}, {scale * ci[1]:+.2f}]" if ci else " (one value: no interval)"
+            lines.append(f"  {name:<22} {scale * stats['mean']:+.3f}{interval}{unit}")
+    return "\n".join(lines)

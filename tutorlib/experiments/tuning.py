@@ -1,6 +1,6 @@
 """A fair learning rate for each method: a small grid, chosen on the validation split, never the test split.
 
-    python -m tutorlib.experiments.tuning --out results/sentiment-tuning      # one seed, full mode
+    tutorlib tune --out results/sentiment-tuning      # one seed, full mode
 
     >>> from tutorlib.experiments.tuning import tune_learning_rates
     >>> tuning = tune_learning_rates("results/sentiment-tuning")   # doctest: +SKIP
@@ -15,7 +15,6 @@ afterwards). A tie keeps the smaller rate.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -62,22 +61,3 @@ def tune_learning_rates(folder, runs_folder=None, grid: dict | None = None, seed
     Path(folder).mkdir(parents=True, exist_ok=True)
     Path(folder, "tuning.json").write_text(json.dumps(tuning, indent=1))
     return tuning
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tutorlib.experiments.tuning", description=__doc__.splitlines()[0])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--fast", action="store_true")
-    p.add_argument("--runs", default="results/sentiment-runs", help="one JSON file per training run (shared)")
-    p.add_argument("--out", default="results/sentiment-tuning", help="where tuning.json goes")
-    args = p.parse_args(argv)
-    tuning = tune_learning_rates(args.out, args.runs, seed=args.seed, split_seed=args.split_seed, fast=args.fast)
-    for row in tuning["table"]:
-        print(f"{row['method']:<7} lr {row['lr']:<7g} validation {row['validation_accuracy']:.4f}  "
-              f"test {row['test_accuracy']:.4f}{'  <- chosen' if row['chosen'] else ''}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

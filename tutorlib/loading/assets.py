@@ -231,26 +231,36 @@ def fetch(name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if is_cached(name):
         return path
+    corrupt = None  # where a cached copy that failed its check was set aside
     if path.is_file():  # present but not (or no longer) verified: check it now
         if sha256_of(path) == art.sha256:
             write_atomic(_stamp(path), _stamp_text(path, art.sha256))
             return path
-        print(f"tutorlib: cached {art.filename} is corrupted; fetching it again.", file=sys.stderr)
-        path.unlink()
+        corrupt = path.with_name(path.name + ".corrupt")
+        path.replace(corrupt)  # kept for a look, never read again (a newer one replaces it)
         _stamp(path).unlink(missing_ok=True)
+        print(f"tutorlib: the cached copy of {art.filename} is corrupt (its sha256 is not the published one); "
+              f"it was set aside as {corrupt} and is fetched again.", file=sys.stderr)
 
     house = os.environ.get("TUTORLIB_WHEELHOUSE")
     if house and (Path(house) / art.filename).is_file():
         _verify_into_cache(art, Path(house) / art.filename, path)
         return path
     if os.environ.get("TUTORLIB_OFFLINE") == "1":
+        state = (f"was in the cache but corrupt (set aside as {corrupt})" if corrupt else "is not in the cache")
         raise OfflineError(
-            f"{art.name!r} ({art.filename}, {art.size_mb} MiB) is not in the cache and "
+            f"{art.name!r} ({art.filename}, {art.size_mb} MiB) {state}, and "
             f"TUTORLIB_OFFLINE=1 forbids downloading.\n" + _where_to_get_it(art)
         )
     print(f"tutorlib: downloading {art.requirement} ({art.size_mb} MiB) ...", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".download-") as tmp:
-        got = downloader(art, Path(tmp))
+        try:
+            got = downloader(art, Path(tmp))
+        except OfflineError as err:
+            if corrupt is None:
+                raise
+            raise OfflineError(f"The cached copy of {art.filename} was corrupt (set aside as {corrupt}) and a "
+                               f"fresh copy could not be downloaded. {err}") from None
         _verify_into_cache(art, got, path)
     return path
 

@@ -66,6 +66,8 @@ class Method:
         load_checkpoint: (folder, model or None) -> the trained model, for checkpoints whose recorded
             method is ``name``; None when the method writes no checkpoint of its own kind.
         reads_init_text: it starts from :attr:`MethodSetup.prefix_init_text` (reports then say how it started).
+        adds_prefix: it puts :attr:`MethodSetup.prefix_length` virtual tokens in front of every layer's
+            keys and values (the memory check counts them before the model is wrapped).
         colour: its colour in every plot.
     """
 
@@ -78,6 +80,7 @@ class Method:
     parameter_learning_rates: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     load_checkpoint: Callable | None = None
     reads_init_text: bool = False
+    adds_prefix: bool = False
     colour: str = "#555555"
 
     @property

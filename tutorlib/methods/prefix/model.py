@@ -310,7 +310,7 @@ def _wrapper(reparameterise: bool):
 PREFIX = register(Method(
     name="prefix", description="prefix tuning: P trainable key/value vectors per layer, the model frozen",
     heads=("classification", "causal-lm"), wrap=_wrapper(reparameterise=False), learning_rate=1e-2,
-    load_checkpoint=PrefixTunedModel.load_checkpoint, reads_init_text=True, colour="#2471a3"))
+    load_checkpoint=PrefixTunedModel.load_checkpoint, reads_init_text=True, adds_prefix=True, colour="#2471a3"))
 """Learning rate 1e-2, about 200x full fine-tuning's: a prefix has no pretrained knowledge of its own to
 preserve. Measured: MiniLM's prefix trains at 1e-2 (the README's sentiment table); SmolLM2 on nyt-leads,
 15 steps of 4 x 128 tokens, held-out loss 3.83 at the start: prefix 3e-3 -> 3.70, 1e-2 -> 3.56."""
@@ -319,7 +319,7 @@ PREFIX_MLP = register(Method(
     name="prefix-mlp",
     description="prefix tuning through the paper's MLP (more parameters while training, a plain prefix stored)",
     heads=("classification", "causal-lm"), wrap=_wrapper(reparameterise=True), learning_rate=1e-4,
-    parameter_learning_rates={"sentiment": {"model.head.": 1e-2}}, reads_init_text=True, colour="#7d3c98"))
+    parameter_learning_rates={"sentiment": {"model.head.": 1e-2}}, reads_init_text=True, adds_prefix=True, colour="#7d3c98"))
 """Learning rate 1e-4, the MLP's: its output moves by about (hidden width) x lr per step, so it needs ~100x
 less than a plain prefix. A new classifier head beside it keeps the plain prefix's 1e-2. Measured with
 bench/paper.py on MiniLM: MLP 1e-4 with the head at 1e-2 -> 0.69-0.72 accuracy; one shared rate 0.53-0.57.
