@@ -9,7 +9,9 @@ warm-up then linear decay, gradient norm clipped to 1, no weight decay, seed 0),
   ``train`` on the kit's length-grouped batches vs ``Trainer`` with its defaults (random batches padded to
   their longest row) vs ``Trainer(train_sampling_strategy="group_by_length")``. Quality: test accuracy.
 * **SmolLM2-135M, prefix tuning (P=10), summarisation** (nyt-leads, max 256 tokens, batches of 4): tutorlib's
-  ``attach_prefix`` + ``train`` vs ``Trainer`` + PEFT ``PrefixTuningConfig``; each tool's own prefix start.
+  ``attach_prefix`` + ``train`` vs ``Trainer`` + PEFT ``PrefixTuningConfig``; each tool's own prefix start
+  (tutorlib: the model's own keys/values of ``PREFIX_INIT_TEXT["summarise"]``, as ``tutorlib compare`` does;
+  PEFT: its embedding's default initialisation).
   Quality: the loss on the test articles' summary tokens (teacher-forced), the same batches for both.
 
 The training examples are the ones the kit's batches hold (tokenized once), so every arm reads the same
@@ -32,6 +34,7 @@ import common
 import torch
 from common import say
 
+from tutorlib.experiments.compare import PREFIX_INIT_TEXT
 from tutorlib.loading.data import load_dataset
 from tutorlib.loading.models import load_model
 from tutorlib.methods.full import prepare_full_finetuning
@@ -214,7 +217,10 @@ def summarise_comparison(mode: str) -> dict:
         def run(first: bool) -> dict:
             model, _ = load_model(name, task="causal-lm", seed=0)
             if kind == "tutorlib":
-                method = attach_prefix(model, PREFIX_LENGTH, seed=0, model_name=name)
+                # The kit's own start for summarisation (as `tutorlib compare` uses): the model's keys/values of
+                # an instruction. A random start begins at a loss near 11 (lesson 4, section 6).
+                method = attach_prefix(model, PREFIX_LENGTH, seed=0, model_name=name, init="words",
+                                       init_text=PREFIX_INIT_TEXT["summarise"], tokenizer=tok)
                 out = run_tutorlib(method, batches, steps, lr)
             else:
                 torch.manual_seed(0)
