@@ -67,9 +67,11 @@ def test_the_colab_cell_installs_the_kit_in_a_fresh_environment(tmp_path):
     assert "%pip install" in source and URLS["Install"] in source
     python = colab_like_venv(tmp_path / "colab")
     fake_colab = textwrap.dedent("""
-        import sys, types
-        sys.modules["google"] = types.ModuleType("google")
-        sys.modules["google.colab"] = types.ModuleType("google.colab")
+        import importlib.machinery, sys, types
+        for name in ("google", "google.colab"):  # what `import google.colab` leaves in a Colab kernel
+            module = types.ModuleType(name)
+            module.__spec__ = importlib.machinery.ModuleSpec(name, None)
+            sys.modules[name] = module
     """)
     check = textwrap.dedent("""
         from tutorlib.experiments.reference import reference_results_folder, reference_results
