@@ -11,22 +11,25 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 RESULT_FILES = ("results.json", "predictions.json", "table.txt")
+SUMMARY_FILES = ("summary.json", "tuning.json")  # measurements that are not one comparison (seeds, tuning)
 
 
 class BuildWithReferenceResults(build_py):
     """``build_py`` plus the copy: results/<name>/{results.json, predictions.json, table.txt} ->
-    tutorlib/reference_results/<name>/ in the build folder (top-level comparisons only)."""
+    tutorlib/reference_results/<name>/ in the build folder, and the seeds/tuning summaries."""
 
     def run(self):
         super().run()
         source = Path(__file__).resolve().parent / "results"
         target = Path(self.build_lib) / "tutorlib" / "reference_results"
-        for results_json in sorted(source.glob("*/results.json")):
-            folder = target / results_json.parent.name
+        for measured in sorted(p for p in source.iterdir() if p.is_dir()):
+            names = [n for n in RESULT_FILES + SUMMARY_FILES if (measured / n).is_file()]
+            if not names:
+                continue  # e.g. sentiment-runs/: one file per training run, read only through summary.json
+            folder = target / measured.name
             folder.mkdir(parents=True, exist_ok=True)
-            for name in RESULT_FILES:
-                if (results_json.parent / name).is_file():
-                    shutil.copy2(results_json.parent / name, folder / name)
+            for name in names:
+                shutil.copy2(measured / name, folder / name)
 
 
 setup(cmdclass={"build_py": BuildWithReferenceResults})

@@ -5,9 +5,11 @@ from a stored result, an HTML comment (invisible when rendered) names the file a
 
     0.787<!--from results/sentiment/results.json rows[prefix].accuracy-->
 
-The path is dotted keys; ``name[method]`` picks the item of a list whose ``method`` is that name. The
-number must equal the stored value rounded to as many decimals as the text writes (commas allowed; a
-trailing ``%`` means the value is a fraction written as a percentage).
+The path is dotted keys; ``name[method]`` picks the item of a list whose ``method`` is that name; a
+number key picks a list item by position (``per_seed.0.gap_all``). The number must equal the stored value
+rounded to as many decimals as the text writes (commas allowed; a trailing ``%`` means the value is a
+fraction written as a percentage; `` x100`` after the path, e.g. for accuracy points, the same without
+the sign).
 """
 
 import json
@@ -17,8 +19,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MARKED = re.compile(r"(?P<number>[-+]?\d[\d,]*(?:\.\d+)?)(?P<percent>%?)\s*<!--from (?P<file>\S+) (?P<path>\S+)\s*-->")
-STEP = re.compile(r"(?P<key>[A-Za-z_][\w-]*)(?:\[(?P<pick>[^\]]+)\])?")
+MARKED = re.compile(r"(?P<number>[-+]?\d[\d,]*(?:\.\d+)?)(?P<percent>%?)\s*<!--from (?P<file>\S+) (?P<path>\S+)"
+                    r"(?P<scale> x100)?\s*-->")
+STEP = re.compile(r"(?P<key>[A-Za-z_][\w-]*|\d+)(?:\[(?P<pick>[^\]]+)\])?")
 
 
 def stored_value(file: str, path: str) -> float:
@@ -28,7 +31,7 @@ def stored_value(file: str, path: str) -> float:
         step = STEP.fullmatch(part)
         if step is None:
             raise ValueError(f"bad path step {part!r} in {path!r}")
-        value = value[step["key"]]
+        value = value[int(step["key"])] if step["key"].isdigit() else value[step["key"]]
         if step["pick"] is not None:
             value = next(item for item in value if item.get("method") == step["pick"])
     return float(value)
@@ -36,7 +39,7 @@ def stored_value(file: str, path: str) -> float:
 
 def quoted_numbers(text: str):
     for match in MARKED.finditer(text):
-        yield match["number"], match["percent"], match["file"], match["path"]
+        yield match["number"], match["percent"] or match["scale"] or "", match["file"], match["path"]
 
 
 def check(number: str, percent: str, file: str, path: str) -> str | None:

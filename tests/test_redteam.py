@@ -171,9 +171,11 @@ def _fill_in():
     ex03 = _solution_source("03_freezing_and_training.ipynb", "q3_answer")
     REAL_EXPLOITS["Ex03 Q3: invented timings"][1]["q3_answer"] = ex03.replace(
         "full_seconds = step_seconds(prepare_full_finetuning(small_bert()), batch, steps=STEPS)",
-        "full_seconds = [1.0, 1.1] * (STEPS // 2)").replace(
+        "full_seconds = [0.0010, 0.0011] * (STEPS // 2)").replace(
         "prefix_seconds = step_seconds(attach_prefix(small_bert(), prefix_length=10), batch, steps=STEPS)",
-        "prefix_seconds = [0.6, 0.7] * (STEPS // 2)")
+        "prefix_seconds = [0.0006, 0.0007] * (STEPS // 2)")
+    # Invented timings with a plausible ratio (0.62) but faster than any real step: a busy machine only makes
+    # the grader's own timing slower, so the check stays decisive however loaded the machine is.
     REAL_EXPLOITS["Ex05: the kit's wilson_interval and mcnemar"][1]["q4_answer"] = _solution_source(
         "05_ambiguity.ipynb", "q4_answer") + "\nfrom tutorlib import mcnemar as mcnemar_exact"
     REAL_EXPLOITS["Ex06 Q3: any twenty characters as the reason"][1]["q3_answer"] = _solution_source(

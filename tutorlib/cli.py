@@ -307,6 +307,14 @@ def build_main(solutions_dir: str | Path = "solutions", exercises_dir: str | Pat
     return 0
 
 
+def _run_store_options(parser, *, out: str, what: str) -> None:
+    """--fast, --runs and --out for the commands that train many sentiment runs and keep each one."""
+    parser.add_argument("--fast", action="store_true", help="the small budget (a quick check, not a measurement)")
+    parser.add_argument("--runs", default="results/sentiment-runs",
+                        help="one JSON file per training run (shared by tune and seeds; a stopped run resumes)")
+    parser.add_argument("--out", default=out, help=f"where {what} goes")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tutorlib", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -346,9 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tune", help="sentiment: each method's learning rate from a grid, chosen on validation")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--split-seed", type=int, default=0)
-    t.add_argument("--fast", action="store_true", help="the small budget (a quick check, not a measurement)")
-    t.add_argument("--runs", default="results/sentiment-runs", help="one JSON file per training run (shared, resumable)")
-    t.add_argument("--out", default="results/sentiment-tuning", help="where tuning.json goes")
+    _run_store_options(t, out="results/sentiment-tuning", what="tuning.json")
     t.set_defaults(func=cmd_tune)
 
     s = sub.add_parser("seeds", help="sentiment: full vs prefix over several training seeds (mean, 95% interval)")
@@ -356,9 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split-seeds", default="0", help="data split seeds; beyond the first, run at training seed 0")
     s.add_argument("--lr", default=None, help="full=RATE,prefix=RATE (default: the choice in --tuning)")
     s.add_argument("--tuning", default="results/sentiment-tuning", help="folder with tuning.json (for the rates)")
-    s.add_argument("--fast", action="store_true", help="the small budget (a quick check, not a measurement)")
-    s.add_argument("--runs", default="results/sentiment-runs", help="one JSON file per training run (shared, resumable)")
-    s.add_argument("--out", default="results/sentiment-seeds", help="where summary.json goes")
+    _run_store_options(s, out="results/sentiment-seeds", what="summary.json")
     s.set_defaults(func=cmd_seeds)
 
     g = sub.add_parser("grade", help="score notebooks (grades.json, grades.md), or a class folder (gradebook.csv)")

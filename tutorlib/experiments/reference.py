@@ -7,6 +7,7 @@ copies each comparison's results.json, predictions.json and table.txt there (see
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tutorlib.experiments.results import ComparisonResult, find_results
@@ -33,3 +34,18 @@ def reference_results_folder() -> Path:
 def reference_results() -> dict[str, ComparisonResult]:
     """Every reference comparison by name, e.g. ``reference_results()["sentiment"]`` (see :func:`find_results`)."""
     return find_results(reference_results_folder())
+
+
+def reference_measurement(name: str) -> dict:
+    """A stored measurement that is not one comparison, by its file under the reference results, e.g.
+    ``reference_measurement("sentiment-seeds/summary.json")`` (``tutorlib seeds``) or
+    ``"sentiment-tuning/tuning.json"`` (``tutorlib tune``).
+
+    Raises:
+        FileNotFoundError: it was not measured into this copy of the results; says which command makes it.
+    """
+    path = reference_results_folder() / name
+    if not path.is_file():
+        raise FileNotFoundError(f"No {name} in {reference_results_folder()}: it is made by `tutorlib seeds` / "
+                                f"`tutorlib tune` (see the README's Results section).")
+    return json.loads(path.read_text())
