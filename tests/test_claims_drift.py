@@ -76,3 +76,10 @@ def test_the_check_catches_a_wrong_number():
     (quote,) = quoted_numbers(text)
     assert check(*quote) is not None
     assert check("0.787", "", "results/sentiment/results.json", "rows[prefix].accuracy") is None
+
+
+def test_the_lessons_that_quote_stored_runs_keep_their_quotes_checkable():
+    """Lessons 6-8 quote the stored runs in their prose: each keeps its quoted numbers marked."""
+    counts = {name: sum(1 for _ in quoted_numbers(text)) for name, text in sources()}
+    for lesson in ("06_ambiguous_sentiment.ipynb", "07_summarisation.ipynb", "08_choosing_a_method.ipynb"):
+        assert counts.get(lesson, 0) >= 5, f"{lesson}: {counts.get(lesson, 0)} marked numbers; its quotes lost their markers"

@@ -85,7 +85,7 @@ _PUBLIC = {
                                    "score_terminology"],
     "tutorlib.experiments.compare": ["compare", "LEARNING_RATES", "PREFIX_INIT_TEXT"],
     "tutorlib.experiments.results": ["find_results"],
-    "tutorlib.experiments.reference": ["reference_measurement", "reference_results"],
+    "tutorlib.experiments.reference": ["reference_measurement", "reference_results", "reference_results_folder"],
     "tutorlib.experiments.seeds": ["seeds_table"],
     "tutorlib.experiments.plots": ["plot_clear_vs_ambiguous", "plot_training_curves"],
     "tutorlib.experiments.refresh": ["load_refresh", "refresh_experiment", "refresh_table"],
@@ -96,6 +96,7 @@ _PUBLIC = {
     "tutorlib.course.checks": ["AnswerError", "check_close", "check_equal", "check_finite", "check_tensor",
                                "check_true"],
     "tutorlib.course.widgets": ["cost_explorer"],
+    "tutorlib.units": ["format_mib", "format_size"],
 }
 # Whole modules that a lesson uses as a namespace (each task has its own ``make_batches``).
 _MODULES = {

@@ -2,7 +2,8 @@
 
 In a clone (or an editable install) they are the repository's ``results/`` folder. An installed kit
 (``pip install``, Colab) carries a copy as package data, ``tutorlib/reference_results/``: the build
-copies each comparison's results.json, predictions.json and table.txt there (see ``setup.py``).
+copies each comparison's results.json, predictions.json and table.txt there, and the claim experiments'
+refresh.json and inference.json (see ``setup.py``).
 """
 
 from __future__ import annotations
