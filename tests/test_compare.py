@@ -129,7 +129,10 @@ def test_output_folder_is_complete_and_reloads(tmp_path):
     again = ComparisonResult.load(out)
     assert again.rows == json.loads(json.dumps(data["rows"])) and again.histories["prefix"].loss == result.histories["prefix"].loss
     assert again.table() == (out / "table.txt").read_text().rstrip("\n")
-    run_sentiment(out_dir=out, seed=1)  # an earlier comparison is replaced, whole
+    with pytest.raises(FileExistsError, match="already holds a comparison"):
+        run_sentiment(out_dir=out, seed=1)  # an earlier comparison is never replaced by accident
+    assert json.loads((out / "results.json").read_text())["seed"] == 0
+    run_sentiment(out_dir=out, seed=1, overwrite=True)  # asked for: replaced, whole
     assert json.loads((out / "results.json").read_text())["seed"] == 1
     assert sorted(p.name for p in out.parent.iterdir()) == ["results"]
 
