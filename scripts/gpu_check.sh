@@ -61,14 +61,10 @@ for nb in notebooks/[0-9]*.ipynb; do
   step "lesson-$lesson" "$BIN/jupyter" nbconvert --to notebook --execute --ExecutePreprocessor.timeout=1200 \
        --output-dir "$out/executed" "$nb"
 done
-step compare-fp32 "$BIN/tutorlib" compare --task sentiment --fast --out "$out/compare-fp32"
-# Mixed precision: only when the training loop offers it (TrainConfig.mixed_precision and a compare flag).
-if "$PY" -c 'import dataclasses, sys; from tutorlib import TrainConfig; sys.exit(0 if "mixed_precision" in {f.name for f in dataclasses.fields(TrainConfig)} else 1)' \
-   && "$BIN/tutorlib" compare --help | grep -q -- "--mixed-precision"; then
-  step compare-mixed "$BIN/tutorlib" compare --task sentiment --fast --mixed-precision --out "$out/compare-mixed"
-else
-  printf 'compare-mixed\tskipped: this kit has no mixed precision option (TrainConfig.mixed_precision)\t-\t-\n' >> "$rows"
-fi
+step compare-fp32 "$BIN/tutorlib" compare --task sentiment --fast --overwrite --out "$out/compare-fp32"
+# Mixed precision comes from Accelerate's launcher (TrainConfig.mixed_precision=None reads it): bf16 on one GPU.
+step compare-bf16 "$BIN/accelerate" launch --num_processes 1 --mixed_precision bf16 -m tutorlib \
+     compare --task sentiment --fast --overwrite --out "$out/compare-bf16"
 # The bench's step costs write bench/results/step_costs.json: keep the committed CPU file, file this one here.
 saved=$(mktemp); cp bench/results/step_costs.json "$saved" 2>/dev/null
 step bench-step-costs "$PY" bench/run.py --quick --only step-costs --device "$DEVICE"
