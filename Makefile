@@ -7,7 +7,7 @@ TL := .venv/bin/tutorlib
 NOTEBOOK_DIRS := $(wildcard notebooks solutions)
 WHEELHOUSE ?= wheelhouse
 
-.PHONY: venv demo test test-fast test-latest lab bench exercises lock wheelhouse gpu-check browser-check clean
+.PHONY: venv demo test test-fast test-latest lab bench exercises lock wheelhouse gpu-check browser-check lesson-times clean
 
 venv:
 	@scripts/venv.sh
@@ -58,6 +58,12 @@ browser-check: venv
 		(apt-get update -q && apt-get install -y -q --no-install-recommends chromium chromium-driver) || \
 		(echo "browser-check needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"; exit 2)
 	TUTORLIB_OFFLINE=1 $(PY) scripts/browser_check.py --out browser-check
+
+## Every lesson run once, as a learner would, in one mode (MODE=fast|workshop|full, default workshop): wall
+## time, peak memory and load average per lesson in runs/lesson-times/MODE.json (before a workshop).
+MODE ?= workshop
+lesson-times: venv
+	$(PY) scripts/time_lessons.py --mode $(MODE) --out runs/lesson-times/$(MODE).json
 
 lab: venv
 	.venv/bin/jupyter lab notebooks/

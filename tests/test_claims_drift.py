@@ -1,6 +1,6 @@
 """Quoted numbers against the stored runs they come from: a re-run that changes a number fails here.
 
-The marker convention, in README.md and in the lessons' markdown cells: right after a number quoted
+The marker convention, in README.md, docs/*.md and the lessons' markdown cells: right after a number quoted
 from a stored result, an HTML comment (invisible when rendered) names the file and the value::
 
     0.787<!--from results/sentiment/results.json rows[prefix].accuracy-->
@@ -54,6 +54,8 @@ def check(number: str, percent: str, file: str, path: str) -> str | None:
 
 def sources():
     yield "README.md", (ROOT / "README.md").read_text()
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        yield f"docs/{doc.name}", doc.read_text()
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
         cells = json.loads(notebook.read_text())["cells"]
         yield notebook.name, "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")

@@ -257,3 +257,17 @@ def test_find_results_loads_every_saved_comparison(tmp_path):
     assert list(found) == ["a"] and found["a"].row("prefix")["n"] == 6
     with pytest.raises(FileNotFoundError, match="tutorlib compare"):
         find_results(tmp_path / "missing")
+
+
+def test_a_workshop_run_says_workshop_mode_in_its_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUTORLIB_MODE", "workshop")
+    out = tmp_path / "workshop"
+    result = run_sentiment(fast=None, steps=2, out_dir=out)  # fast=None: the mode comes from TUTORLIB_MODE
+    assert (result.mode, result.fast, result.size) == ("workshop", False, "workshop")
+    assert "(workshop mode, seed 0" in (out / "table.txt").read_text()
+    assert ComparisonResult.load(out).size == "workshop"
+    # A result saved before workshop mode existed has no "mode": its size comes from `fast`.
+    data = json.loads((out / "results.json").read_text())
+    del data["mode"]
+    (out / "results.json").write_text(json.dumps(data))
+    assert ComparisonResult.load(out).size == "full"

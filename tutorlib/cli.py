@@ -104,7 +104,7 @@ def cmd_compare(args) -> int:
     like Ctrl-C, but only once the running PyTorch operation returns (Python handles signals between
     operations: up to one training step, or one generated token batch), then removes the staging folder.
     """
-    from tutorlib.experiments.compare import compare
+    from tutorlib.experiments.compare import check_methods, check_task, compare
     from tutorlib.training.distributed import is_main_process
 
     started = time.perf_counter()
@@ -115,8 +115,8 @@ def cmd_compare(args) -> int:
     # Budget sizes given on the command line (a hand-made Namespace may lack them: then the mode's own).
     sizes = {name: getattr(args, name, None) for name in ("batch_size", "max_length", "test_items")}
     rates = getattr(args, "lr", None)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if isinstance(args.methods, str) else args.methods
-    result = compare(args.task, model=args.model, dataset=args.dataset, methods=args.methods, steps=args.steps,
+    methods = check_methods(check_task(args.task), args.methods)  # names checked once, for --lr too
+    result = compare(args.task, model=args.model, dataset=args.dataset, methods=methods, steps=args.steps,
                      prefix_length=args.prefix_length, seed=args.seed, fast=fast, out_dir=args.out,
                      budget={k: v for k, v in sizes.items() if v is not None} or None,
                      learning_rates=parse_rates(rates, methods) if rates else None,

@@ -178,7 +178,8 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
                     f"folder is written (result.interrupted is True).")
                 break
         result = ComparisonResult(
-            task=task.name, model=model, dataset=dataset_name, fast=fast, seed=seed, prefix_length=prefix_length,
+            task=task.name, model=model, dataset=dataset_name, fast=fast, mode=size or ("fast" if fast else "full"),
+            seed=seed, prefix_length=prefix_length,
             budget=asdict(budget), data_summary=data.summary, rows=[r.row for r in runs],
             histories={r.method: r.history for r in runs if r.history is not None},
             predictions={r.method: r.predictions for r in runs}, examples={r.method: r.examples for r in runs},

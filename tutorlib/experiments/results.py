@@ -60,6 +60,12 @@ class ComparisonResult:
     share_text: bool = True  # False: saved files keep ids and scores, never documents or summaries (licence)
     environment: dict = field(default_factory=dict)
     wall_seconds: float = 0.0
+    mode: str | None = None  # "fast", "workshop" or "full"; None in results saved before workshop mode existed
+
+    @property
+    def size(self) -> str:
+        """The run's size in words: "fast", "workshop" or "full" (from ``fast`` for older saved results)."""
+        return self.mode or ("fast" if self.fast else "full")
 
     # ---------------------------------------------------------------- views
     def row(self, method: str) -> dict:

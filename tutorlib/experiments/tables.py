@@ -81,8 +81,7 @@ COST = [
 
 def _header(result) -> list[str]:
     b, d = result.budget, result.data_summary
-    mode = "fast mode" if result.fast else "full mode"
-    lines = [f"{result.task.capitalize()}: {result.model} on {result.dataset} ({mode}, seed {result.seed}, "
+    lines = [f"{result.task.capitalize()}: {result.model} on {result.dataset} ({result.size} mode, seed {result.seed}, "
              f"prefix length {result.prefix_length})",
              f"train: {d['train_examples']:,} items, {b['steps']} steps x batch {b['batch_size']} "
              f"({d['epochs']:.2f} epochs), max {b['max_length']} tokens; same batches and steps for every method"]
