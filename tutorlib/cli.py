@@ -115,7 +115,7 @@ def cmd_compare(args) -> int:
     # Budget sizes given on the command line (a hand-made Namespace may lack them: then the mode's own).
     sizes = {name: getattr(args, name, None) for name in ("batch_size", "max_length", "test_items")}
     rates = getattr(args, "lr", None)
-    methods = check_methods(check_task(args.task), args.methods)  # names checked once, for --lr too
+    methods = check_methods(check_task(args.task), args.methods)  # checked here too: --lr is parsed against this list
     result = compare(args.task, model=args.model, dataset=args.dataset, methods=methods, steps=args.steps,
                      prefix_length=args.prefix_length, seed=args.seed, fast=fast, out_dir=args.out,
                      budget={k: v for k, v in sizes.items() if v is not None} or None,

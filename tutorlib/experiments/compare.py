@@ -141,6 +141,7 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
     methods = check_methods(task, methods)
     size = "workshop" if fast is None and mode() == "workshop" else None
     fast = fast_mode() if fast is None else bool(fast)
+    run_mode = size or ("fast" if fast else "full")  # in words, for the log line and the saved result
     overrides = check_budget(task, budget)
     budget = replace(BUDGETS[(task.name, size or fast)], **overrides)
     if steps is not None:
@@ -160,7 +161,7 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
     with OutputFolder(out_dir if is_main_process() else None, overwrite=overwrite) as folder:
         data = prepare_data(task, model, dataset_name, tiny_data, budget, seed, split_seed=split_seed)
         budget = replace(budget, steps=data.steps)
-        say(f"compare: {task.name} | {model} on {dataset_name} | {size or ('fast' if fast else 'full')} mode | "
+        say(f"compare: {task.name} | {model} on {dataset_name} | {run_mode} mode | "
             f"{budget.steps} steps of {budget.batch_size} | methods {', '.join(methods)} | seed {seed}"
             + (f" (split seed {split_seed})" if split_seed != 0 else ""))
         runs = []
@@ -178,7 +179,7 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
                     f"folder is written (result.interrupted is True).")
                 break
         result = ComparisonResult(
-            task=task.name, model=model, dataset=dataset_name, fast=fast, mode=size or ("fast" if fast else "full"),
+            task=task.name, model=model, dataset=dataset_name, fast=fast, mode=run_mode,
             seed=seed, prefix_length=prefix_length,
             budget=asdict(budget), data_summary=data.summary, rows=[r.row for r in runs],
             histories={r.method: r.history for r in runs if r.history is not None},
