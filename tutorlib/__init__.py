@@ -123,3 +123,8 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+def home_of(name: str) -> str | None:
+    """The module that defines the public name ``name`` (or that ``name`` is), None if it is not public."""
+    return _HOME.get(name) or _MODULES.get(name)

@@ -94,6 +94,24 @@ def split_test_parts(source: str, points: float) -> tuple[str, list[tuple[str, f
     return "\n".join(shared), [(label, pts, "\n".join(code)) for label, pts, code in parts]
 
 
+def split_hidden(source: str) -> tuple[str, str | None]:
+    """A graded test cell's (visible checks, hidden tests): the lines outside and inside its
+    ``### BEGIN HIDDEN TESTS`` .. ``### END HIDDEN TESTS`` region (None when it has none).
+
+    The visible checks run in the learner's kernel and give the learner feedback; the hidden tests
+    run in the grader's own process and give the points (see :mod:`tutorlib.course.verdict`)."""
+    begin, end = _HIDDEN
+    visible, hidden, inside, found = [], [], False, False
+    for line in source.split("\n"):
+        if begin.match(line):
+            inside, found = True, True
+        elif end.match(line):
+            inside = False
+        else:
+            (hidden if inside else visible).append(line)
+    return "\n".join(visible), ("\n".join(hidden) if found else None)
+
+
 def _where(path, index: int, cell) -> str:
     first = (cell.get("source") or "").strip().splitlines()[:1]
     return f"{path}, cell {index + 1}" + (f' ("{first[0][:40]}")' if first else "")

