@@ -1,294 +1,348 @@
-"""The red team: a learner who wants marks without answering. Every exploit below must score zero
-where it cheats or be flagged for review (points withheld), never full marks; an honest solution
-still scores full marks. Each exploit is a learner notebook made from a solution (all answers right)
-by replacing cells; the toy assignment in tests/notebooks/ is graded once for all of them."""
+"""The red team: a class where some learners attack the grader, graded by the real `grade_class`.
 
+Every attack below is a learner folder in one class, beside honest learners and bystanders. After
+the class is graded (in sandboxes, two learners at a time), each attack must score 0 where it
+cheats (or be flagged, points withheld), and for every attack at once: no byte changed in the
+solutions, the kit, the bystanders' folders or the output folder after grading ended, no process
+left behind, and a complete gradebook. The attacks are kinds, not one trick each: the sandbox and
+the verdict outside it are what must hold, not a list of blocked names.
+"""
+
+from __future__ import annotations
+
+import hashlib
 import json
+import os
 import shutil
+import socket
+import threading
+import time
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
-from tutorlib.course.autograde import grade_notebooks
+from tutorlib.course.builder import read_notebook, split_hidden
 from tutorlib.course.gradebook import grade_class
+from tutorlib.course.sandbox import SandboxUnavailable, check_sandbox
 
 FIXTURES = Path(__file__).parent / "notebooks"
-TOY_SOLUTIONS = FIXTURES / "solutions"
-TOY = TOY_SOLUTIONS / "toy_prefix.ipynb"
+TOY = FIXTURES / "solutions" / "toy_prefix.ipynb"
+EXERCISE = FIXTURES / "exercises" / "toy_prefix.ipynb"
 REPO = Path(__file__).parents[1]
+KIT = REPO / "tutorlib"
+MARK = "tutorlib-redteam-leftover"  # in the command line of every process an attack tries to leave behind
 
-WRONG = {  # wrong answers for every toy question: an exploit must not turn them into points
-    "q1_answer": "def prefix_params(n_layers, prefix_len, d_model):\n    return 0",
-    "q2_answer": "def trained_fraction(trainable, total):\n    return 0",
-    "q3_answer": "def mean_loss(losses):\n    return 0",
+WRONG = {  # wrong answers for every toy question: an attack must not turn them into points
+    "q1_answer": "def prefix_params(n_layers, prefix_len, d_model):\n    return 48",  # passes the visible check only
+    "q2_answer": "def trained_fraction(trainable, total):\n    return 0.25",
+    "q3_answer": "def mean_loss(losses):\n    return 1.5",
     "q4_answer": "def prefix_bytes(n_params):\n    return 0",
 }
-
-# name -> (cells to replace: grade_id or cell id -> source, or a function editing the notebook)
-TOY_EXPLOITS = {
-    "input transformer empties every later cell": {
-        "q1_answer": "get_ipython().input_transformers_cleanup.append(lambda lines: [])\n" + WRONG["q1_answer"]},
-    "check helpers rebound, names and module attributes": {
-        "q1_answer": "check_equal = check_close = lambda *a, **k: None\n"
-                     "import tutorlib, tutorlib.course.checks as checks\n"
-                     "checks.check_equal = checks.check_close = tutorlib.check_equal = lambda *a, **k: None\n"
-                     + WRONG["q1_answer"]},
-    "an answer that equals anything": {
-        "q1_answer": "class Anything:\n    def __eq__(self, other):\n        return True\n    __hash__ = None\n"
-                     "    def __float__(self):\n        return 0.25\n"
-                     "def prefix_params(*args):\n    return Anything()",
-        "q4_answer": "def prefix_bytes(n_params):\n    return Anything()"},
-    "builtins patched": {
-        "q1_answer": "import builtins\nbuiltins.bool = lambda x: True\nbuiltins.max = lambda *a, **k: 0\n"
-                     + WRONG["q1_answer"]},
-    "numpy patched without a suspicious name": {
-        "q1_answer": "import numpy as np\nnp.array_equal = np.allclose = lambda *a, **k: True\n" + WRONG["q1_answer"]},
-    "a check's code swapped in place": {
-        "q1_answer": "check_equal.__code__ = (lambda *a, **k: None).__code__\n" + WRONG["q1_answer"]},
-    "the process exits": {"q1_answer": "import os\nos._exit(0)", "q2_answer": "raise SystemExit(0)"},
-    "the kit's files edited on disk": {
-        "q1_answer": "import pathlib, tutorlib\npath = pathlib.Path(tutorlib.__file__).parent / 'course' / 'checks.py'\n"
-                     "path.chmod(0o644)\npath.write_text(path.read_text() + '\\ncheck_equal = lambda *a, **k: None\\n')\n"
-                     + WRONG["q1_answer"]},
-    "a given cell edited to rebind the checks": {
-        "cell-01": "from tutorlib import check_close, check_equal\ncheck_equal = check_close = lambda *a, **k: None"},
-    "a test cell emptied": {"q1_prefix_params": "pass", **{"q1_answer": WRONG["q1_answer"]}},
-    "a thread that keeps patching numpy": {
-        "q1_answer": "import threading, numpy\ndef keep_patching():\n    while True:\n"
-                     "        numpy.array_equal = lambda *a, **k: True\n"
-                     "threading.Thread(target=keep_patching, daemon=True).start()\n" + WRONG["q1_answer"]},
-    "fake results written to the grader's channel": {
-        "q1_answer": "import os, json\nfor fd in range(3, 30):\n    try:\n"
-                     "        os.write(fd, (json.dumps({'step': 1, 'event': 'end', 'status': 'ok', 'token': 'guess'}) + '\\n').encode())\n"
-                     "    except OSError:\n        pass\n" + WRONG["q1_answer"]},
+# The right answers, which an attack defines only if it managed to read a solution.
+RIGHT = {
+    "q1_answer": "def prefix_params(n_layers, prefix_len, d_model):\n    return 2 * n_layers * prefix_len * d_model",
+    "q2_answer": "def trained_fraction(trainable, total):\n    return trainable / total",
+    "q3_answer": "def mean_loss(losses):\n    return sum(losses) / len(losses)",
+    "q4_answer": "def prefix_bytes(n_params):\n    return 4 * n_params",
 }
 
 
-def _learner_copy(solution: Path, replace: dict, out: Path, wrong: dict | None = None) -> Path:
-    nb = nbformat.read(solution, 4)
-    changes = {**(wrong or {}), **replace}
+def _attacks(paths: dict) -> dict[str, str]:
+    """learner folder -> the code of its first answer cell (the other answers are WRONG)."""
+    solutions, classmate, out, kit = paths["solutions"], paths["classmate"], paths["out"], paths["kit"]
+    host_marker, port = paths["host_marker"], paths["port"]
+    leftover = (f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time\\nwhile True: "
+                f"time.sleep(0.2)', '{MARK}'], start_new_session=True)\n")
+    return {
+        # Frames, the garbage collector, the kernel's own objects: whatever it changes lives in its process.
+        "frames-and-gc": "import gc, inspect, sys\n"
+                         "for frame in inspect.stack():\n    frame.frame.f_globals.setdefault('steps', [])\n"
+                         "for obj in gc.get_objects():\n"
+                         "    if isinstance(obj, dict) and 'source' in obj:\n        obj['source'] = 'pass'\n"
+                         "    if callable(obj) and getattr(obj, '__name__', '') in ('check_equal', 'check_close'):\n"
+                         "        try:\n            obj.__code__ = (lambda *a, **k: None).__code__\n"
+                         "        except Exception:\n            pass\n" + WRONG["q1_answer"],
+        # The kernel's replies forged: every question answered "ok", with a value it hopes will do.
+        "forged-replies": "import tutorlib.course.kernel as k\n"
+                          "k.Kernel.probe = lambda self, request: True\n"
+                          "import os, json\nfor fd in range(3, 64):\n    try:\n"
+                          "        os.write(fd, (json.dumps({'ok': True, 'value': 1, 'status': 'passed'}) + '\\n').encode())\n"
+                          "    except OSError:\n        pass\n" + WRONG["q1_answer"],
+        # Reading the private solutions: by path, through /proc, by searching the disk.
+        "read-solutions": "import os, glob, json\nfound = None\n"
+                          f"for path in [{str(solutions / 'toy_prefix.ipynb')!r}] + glob.glob('/**/toy_prefix.ipynb', "
+                          "recursive=True)[:50]:\n"
+                          "    try:\n        text = open(path).read()\n    except OSError:\n        continue\n"
+                          "    if 'BEGIN SOLUTION' in text:\n        found = text\n"
+                          "for pid in os.listdir('/proc'):\n    try:\n"
+                          "        found = found or ('BEGIN SOLUTION' in open(f'/proc/{pid}/cmdline').read() and 'x')\n"
+                          "    except OSError:\n        pass\n"
+                          f"if found:\n    exec({RIGHT['q1_answer']!r})\nelse:\n    exec({WRONG['q1_answer']!r})\n",
+        # Writing where it must not: a classmate's notebook, the solutions, the kit, the output, the host's /tmp.
+        "write-everywhere": "import os\nfor path in [" + ", ".join(repr(str(p)) for p in [
+            classmate, solutions / "toy_prefix.ipynb", kit / "course" / "checks.py", out / "gradebook.csv",
+            host_marker]) + "]:\n"
+                            "    try:\n        os.chmod(path, 0o666)\n    except OSError:\n        pass\n"
+                            "    try:\n        open(path, 'w').write('{}')\n    except OSError:\n        pass\n"
+                            + WRONG["q1_answer"],
+        # Processes left behind to change things after the class ends (or to hold the result channel open).
+        "leave-a-process": leftover + "import os\nif os.fork() == 0:\n    os.setsid()\n"
+                                      "    import time\n    while True:\n"
+                                      f"        time.sleep(0.2)\n        open({str(out / 'report.md')!r}, 'w').write('x')\n"
+                           + WRONG["q1_answer"],
+        # Killing every process it may signal (without a PID namespace: the grader, the class).
+        "kill-everything": "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\n"
+                           + WRONG["q1_answer"],
+        # Resources: memory, a huge file, many processes, a loop that ignores the alarm.
+        "memory-hog": "blocks = [b'\\x01' * (256 * 2**20) for _ in range(40)]\n" + WRONG["q1_answer"],
+        "disk-hog": "with open('/tmp/big', 'wb') as f:\n    for _ in range(1024):\n        f.write(b'x' * 2**20)\n"
+                    + WRONG["q1_answer"],
+        "fork-bomb": "import os, time\nkids = []\nfor _ in range(300):\n    try:\n        pid = os.fork()\n"
+                     "    except OSError:\n        break\n    if pid == 0:\n        time.sleep(30)\n        os._exit(0)\n"
+                     "    kids.append(pid)\n" + WRONG["q1_answer"],
+        "endless-loop": "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nsignal.signal(signal.SIGINT, "
+                        "signal.SIG_IGN)\nwhile True:\n    pass\n",
+        # The network: a server on this machine's loopback must hear nothing.
+        "network": f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2).sendall(b'x')\n"
+                   "except OSError:\n    pass\n" + WRONG["q1_answer"],
+        # A value the grader must not take: too large, or an object of the learner's own class.
+        "huge-and-tricky-values": "class Anything:\n    def __eq__(self, other):\n        return True\n"
+                                  "    __hash__ = None\n"
+                                  "def prefix_params(*args):\n    return Anything()\n"
+                                  "def prefix_bytes(n):\n    return list(range(3 * 10**6))\n",
+        # An answer too deep for the parser.
+        "deep-expression": "x = " + "+".join(["1"] * 20000) + "\n" + WRONG["q1_answer"],
+    }
+
+
+def _learner_copy(replace: dict, out: Path, name: str = "toy_prefix.ipynb") -> Path:
+    nb = nbformat.read(TOY, 4)
     for cell in nb.cells:
         key = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if key in changes or cell.get("id") in changes:
-            cell.source = changes.get(key, changes.get(cell.get("id")))
+        if key in replace or cell.get("id") in replace:
+            cell.source = replace.get(key, replace.get(cell.get("id")))
     out.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, out / solution.name)
-    return out / solution.name
+    nbformat.write(nb, out / name)
+    return out / name
+
+
+def _hashes(*roots: Path) -> dict[str, str]:
+    found = {}
+    for root in roots:
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def _leftovers() -> list[str]:
+    left = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(MARK in part for part in proc.info["cmdline"] or []):
+                left.append(f"{proc.pid}: {' '.join(proc.info['cmdline'])[:80]}")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return left
+
+
+class _Listener:
+    """A TCP server on loopback that counts connections (an attack must make none)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.sock.settimeout(0.5)
+        self.port, self.connections, self.stop = self.sock.getsockname()[1], 0, False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+                self.connections += 1
+                conn.close()
+            except OSError:
+                continue
+
+
+HOSTILE_NAMES = ['=HYPERLINK("http://example.invalid","x")', "a|b\n| forged | 99 | 7 | | | |", "dot.ted", "dot_ted",
+                 "+cmd", "@sum(1)"]
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    """Grade the honest toy solution and every toy exploit once: name -> NotebookResult."""
-    tmp = tmp_path_factory.mktemp("redteam")
-    checks_before = (REPO / "tutorlib/course/checks.py").read_bytes()
-    names = ["honest", *TOY_EXPLOITS]
-    paths = [_learner_copy(TOY, {}, tmp / "honest")]
-    for i, replace in enumerate(TOY_EXPLOITS.values()):
-        paths.append(_learner_copy(TOY, replace, tmp / f"exploit{i}", wrong=WRONG))
-    report = grade_notebooks(paths, solutions_dir=TOY_SOLUTIONS, cell_timeout=20)
-    assert (REPO / "tutorlib/course/checks.py").read_bytes() == checks_before  # the kit itself is untouched
-    return dict(zip(names, report.notebooks))
+def graded_class(tmp_path_factory):
+    """One class with every attack, honest learners and bystanders, graded once (jobs=2)."""
+    try:
+        check_sandbox()
+    except SandboxUnavailable as e:  # the kit's own tests need a machine that can sandbox
+        pytest.fail(f"the grader's sandbox is unavailable on this machine: {e}")
+    tmp = tmp_path_factory.mktemp("redteam-class")
+    solutions, subs, out = tmp / "solutions", tmp / "submissions", tmp / "out"
+    solutions.mkdir()
+    shutil.copy(TOY, solutions)
+    host_marker = tmp / "host-marker"
+    listener = _Listener()
+    paths = dict(solutions=solutions, out=out, kit=KIT, host_marker=host_marker, port=listener.port,
+                 classmate=subs / "bystander-a" / "toy_prefix.ipynb")
+    _learner_copy({}, subs / "honest")
+    _learner_copy({}, subs / "bystander-a")
+    _learner_copy({}, subs / "bystander-b")
+    (subs / "empty").mkdir(parents=True)
+    shutil.copy(EXERCISE, subs / "empty")
+    attacks = _attacks(paths)
+    for name, code in attacks.items():
+        _learner_copy({**WRONG, "q1_answer": code}, subs / name)
+    # Files that are not what they claim: links to a solution and to a classmate, a JSON bomb, a renamed copy.
+    (subs / "link-to-solution").mkdir()
+    (subs / "link-to-solution" / "toy_prefix.ipynb").symlink_to(solutions / "toy_prefix.ipynb")
+    (subs / "link-to-classmate").mkdir()
+    (subs / "link-to-classmate" / "toy_prefix.ipynb").symlink_to(subs / "bystander-b" / "toy_prefix.ipynb")
+    (subs / "linked-folder").symlink_to(subs / "bystander-b", target_is_directory=True)
+    (subs / "json-bomb").mkdir()
+    (subs / "json-bomb" / "toy_prefix.ipynb").write_text('{"cells": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    renamed = _learner_copy({}, subs / "renamed", name="my_copy.ipynb")
+    data = json.loads(renamed.read_text())
+    data["metadata"]["tutorlib"] = {"solution": "toy_prefix.ipynb"}  # the learner's metadata decides nothing
+    renamed.write_text(json.dumps(data))
+    for i, name in enumerate(HOSTILE_NAMES):
+        _learner_copy({} if i % 2 == 0 else WRONG, subs / name)
+    protected = _hashes(solutions, KIT, subs / "bystander-a", subs / "bystander-b", subs / "honest")
+    started = time.monotonic()
+    learners = grade_class(subs, solutions, out, cell_timeout=15, jobs=2)
+    seconds = time.monotonic() - started
+    out_after = _hashes(out)
+    time.sleep(3)  # a process left behind would write now
+    listener.stop = True
+    return dict(learners={e.folder or e.learner: e for e in learners}, attacks=attacks, out=out, subs=subs,
+                protected=protected, protected_after=_hashes(solutions, KIT, subs / "bystander-a",
+                                                              subs / "bystander-b", subs / "honest"),
+                out_after=out_after, out_later=_hashes(out), leftovers=_leftovers(), listener=listener,
+                host_marker=host_marker, seconds=seconds, solutions=solutions)
 
 
-def test_an_honest_solution_scores_full_marks_unflagged(toy):
-    honest = toy["honest"]
-    assert honest.points == honest.max_points == 7 and honest.flags == []
+def _points(graded, folder):
+    entry = graded["learners"][folder]
+    return entry.total, {q.grade_id: q for nb in entry.report.notebooks for q in nb.questions}
 
 
-@pytest.mark.parametrize("name", list(TOY_EXPLOITS))
-def test_every_toy_exploit_scores_zero_or_is_flagged(toy, name):
-    result = toy[name]
-    print(f"{name}: scored {result.scored:g} / {result.max_points:g}; flags: {result.flags}")
-    assert result.points < result.max_points  # never full marks
-    assert result.scored == 0 or result.withheld  # nothing it cheated for counts without a teacher
-    if name != "an answer that equals anything":  # an object answer is not tampering: it simply fails
-        assert result.withheld and result.points == 0
+def test_honest_learners_score_full_marks_and_the_empty_exercise_zero(graded_class):
+    for folder in ("honest", "bystander-a", "bystander-b", "dot.ted", "+cmd"):
+        total, questions = _points(graded_class, folder)
+        assert total == 7, (folder, {g: q.message for g, q in questions.items()})
+        assert graded_class["learners"][folder].report.notebooks[0].flags == []
+    assert _points(graded_class, "empty")[0] == 0
 
 
-def test_flags_name_the_cell_and_what_was_touched(toy):
-    flags = {name: " ".join(toy[name].flags) for name in TOY_EXPLOITS}
-    assert "get_ipython" in flags["input transformer empties every later cell"]
-    assert "tutorlib.course.checks.check_equal was changed" in flags["check helpers rebound, names and module attributes"]
-    assert "numpy.array_equal was changed" in flags["numpy patched without a suspicious name"]
-    assert "builtins.bool was changed" in flags["builtins patched"]
-    assert "kit's files were changed on disk" in flags["the kit's files edited on disk"]
-    assert "cell 2: a given cell was edited" in flags["a given cell edited to rebind the checks"]
-    assert "threading" in flags["a thread that keeps patching numpy"]
-    assert "result channel" in flags["fake results written to the grader's channel"]
-    anything = {q.grade_id: q for q in toy["an answer that equals anything"].questions}
-    assert anything["q1_prefix_params"].points == 0 and "a value of type Anything" in anything["q1_prefix_params"].message
+@pytest.mark.parametrize("attack", ["frames-and-gc", "forged-replies", "read-solutions", "write-everywhere",
+                                    "leave-a-process", "kill-everything", "memory-hog", "disk-hog", "fork-bomb",
+                                    "endless-loop", "network", "huge-and-tricky-values", "deep-expression"])
+def test_every_attack_scores_zero_where_it_cheats(graded_class, attack):
+    total, questions = _points(graded_class, attack)
+    print(attack, {g: (q.points, q.message[:120]) for g, q in questions.items()})
+    assert questions["q1_prefix_params"].points == 0  # the question it attacked from
+    assert total == 0  # and every other answer is wrong: nothing it did turned into points
 
 
-def test_hidden_tests_still_run_when_the_learner_empties_a_test_cell(toy):
-    q1 = {q.grade_id: q for q in toy["a test cell emptied"].questions}["q1_prefix_params"]
-    assert q1.points == 0 and "prefix_params(2, 3, 4) is not right yet" in q1.message
+def test_nothing_outside_the_sandboxes_changed_and_nothing_is_left_running(graded_class):
+    assert graded_class["protected_after"] == graded_class["protected"]  # solutions, kit, classmates
+    assert graded_class["out_later"] == graded_class["out_after"]  # nobody writes after the class ended
+    assert graded_class["leftovers"] == []
+    assert not graded_class["host_marker"].exists()
+    assert graded_class["listener"].connections == 0
 
 
-# --- the six real assignments: the exploits found in them ------------------------------------
-
-SOLUTIONS = REPO / "solutions"
-REAL_EXPLOITS = {  # name -> (notebook, cells to replace, questions that must score 0)
-    "Ex01 Q1: an alias of the kit's formula": ("01_parameters.ipynb", {
-        "q1_answer": "_formula = prefix_parameter_formula\n\ndef prefix_parameters(config, prefix_length):\n"
-                     "    return _formula(config, prefix_length)"}, ["q1_tests"]),
-    "Ex02 Q1/Q3: wrapping the reference attention": ("02_attention_with_prefix.ipynb", {
-        "q1_answer": "from tutorlib import reference_attention_with_prefix as ref\n\n"
-                     "def attention_with_prefix(q, k, v, prefix_k, prefix_v, mask=None, causal=False):\n"
-                     "    return ref(q, k, v, prefix_k, prefix_v, mask=mask, causal=causal)",
-        "q3_answer": "def fully_hidden_prefix(q, k, v, mask=None, causal=False):\n"
-                     "    empty = k.new_zeros(1, k.shape[1], 0, k.shape[3])\n"
-                     "    return ref(q, k, v, empty, empty, mask=mask, causal=causal)"},
-     ["q1_tests", "q1_real_layers", "q3_tests"]),
-    "Ex03 Q3: invented timings": ("03_freezing_and_training.ipynb", {
-        "q3_answer": None}, []),  # filled in below: the solution's function, invented numbers
-    "Ex05: the kit's wilson_interval and mcnemar": ("05_ambiguity.ipynb", {
-        "q3_answer": "from tutorlib.tasks.metrics import wilson_interval as wilson",
-        "q4_answer": None}, ["q3_wilson", "q4_mcnemar"]),
-    "Ex06 Q2-Q4: rouge_score's LCS, the kit's recommend and break-even": ("06_rouge_and_recommendation.ipynb", {
-        "q2_answer": "from rouge_score.rouge_scorer import _lcs_table\n\ndef lcs_length(a, b):\n"
-                     "    return _lcs_table(a, b)[-1][-1]\n\ndef rougeL_f1(pred_tokens, ref_tokens):\n"
-                     "    common = lcs_length(pred_tokens, ref_tokens)\n    if common == 0:\n        return 0.0\n"
-                     "    p, r = common / len(pred_tokens), common / len(ref_tokens)\n    return 2 * p * r / (p + r)",
-        "q3_answer": "from tutorlib import Budget, recommend\n\ndef recommend_method(rows, budget):\n"
-                     "    choice = recommend(rows, Budget(**budget, quality_metric='rougeL'))\n"
-                     "    return choice.method, 'the kit decided this for me'",
-        "q4_answer": "from tutorlib import break_even_customers as customers_until_prefix_saves"},
-     ["q2_rougeL", "q3_recommend", "q4_break_even"]),
-    "Ex06 Q3: any twenty characters as the reason": ("06_rouge_and_recommendation.ipynb", {
-        "q3_answer": None}, []),
-}
+def test_files_that_are_not_what_they_claim_score_zero_with_a_reason(graded_class):
+    for folder, reason in [("link-to-solution", "symbolic link"), ("link-to-classmate", "symbolic link"),
+                           ("json-bomb", "could not")]:
+        entry = graded_class["learners"][folder]
+        text = " ".join(entry.problems + [n for nb in entry.report.notebooks for n in nb.notes])
+        assert entry.total == 0 and reason in text.lower(), (folder, text)
+    linked = [e for e in graded_class["learners"].values() if e.folder is None and "linked-folder" in e.learner]
+    assert linked and linked[0].total == 0 and "symbolic link" in linked[0].problems[0]
+    renamed = graded_class["learners"]["renamed"]
+    assert renamed.total == 0 and renamed.missing == ["toy_prefix.ipynb"]
+    assert any("my_copy.ipynb is not one of the assignments" in p for p in renamed.problems)
 
 
-def _solution_source(notebook: str, grade_id: str) -> str:
-    nb = nbformat.read(SOLUTIONS / notebook, 4)
-    (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
-    return cell.source
+def test_the_gradebook_is_complete_and_safe_to_open(graded_class):
+    out, learners = graded_class["out"], graded_class["learners"]
+    text = (out / "gradebook.csv").read_text()
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(text)))
+    assert len(rows) == 1 + len(learners)
+    for row in rows[1:]:
+        assert all(not cell or cell[0] not in "=+-@" for cell in row), row
+    report = (out / "report.md").read_text()
+    table = [ln for ln in report.splitlines() if ln.startswith("| ") and not ln.startswith("| learner")]
+    assert len(table) == len(learners)  # no row forged by a folder name
+    assert any(ln.startswith("| a\\|b") for ln in table)  # the folder's "|" escaped, its newline gone
+    feedback = sorted((out / "feedback").iterdir())
+    assert len(feedback) == len(learners)  # one file per learner: dot.ted and dot_ted do not share one
+    assert json.loads((out / "grades.json").read_text()).keys() == {e.learner for e in learners.values()}
 
 
-def _fill_in():
-    """The exploits that keep most of the solution and change a few lines."""
-    ex03 = _solution_source("03_freezing_and_training.ipynb", "q3_answer")
-    REAL_EXPLOITS["Ex03 Q3: invented timings"][1]["q3_answer"] = ex03.replace(
-        "full_seconds = step_seconds(prepare_full_finetuning(small_bert()), batch, steps=STEPS)",
-        "full_seconds = [0.0010, 0.0011] * (STEPS // 2)").replace(
-        "prefix_seconds = step_seconds(attach_prefix(small_bert(), prefix_length=10), batch, steps=STEPS)",
-        "prefix_seconds = [0.0006, 0.0007] * (STEPS // 2)")
-    # Invented timings with a plausible ratio (0.62) but faster than any real step: a busy machine only makes
-    # the grader's own timing slower, so the check stays decisive however loaded the machine is.
-    REAL_EXPLOITS["Ex05: the kit's wilson_interval and mcnemar"][1]["q4_answer"] = _solution_source(
-        "05_ambiguity.ipynb", "q4_answer") + "\nfrom tutorlib import mcnemar as mcnemar_exact"
-    REAL_EXPLOITS["Ex06 Q3: any twenty characters as the reason"][1]["q3_answer"] = _solution_source(
-        "06_rouge_and_recommendation.ipynb", "q3_answer") + (
-        "\n_right_method = recommend_method\n\ndef recommend_method(rows, budget):\n"
-        "    return _right_method(rows, budget)[0], 'twenty characters, any'")
+def test_feedback_never_shows_hidden_test_source(graded_class):
+    hidden_lines = set()
+    for cell in read_notebook(graded_class["solutions"] / "toy_prefix.ipynb").cells:
+        _, hidden = split_hidden(cell.source) if cell.cell_type == "code" else ("", None)
+        hidden_lines |= {ln.strip() for ln in (hidden or "").splitlines() if len(ln.strip()) >= 12}
+    assert hidden_lines
+    for path in (graded_class["out"] / "feedback").iterdir():
+        text = path.read_text()
+        leaked = [ln for ln in hidden_lines if ln in text]
+        assert not leaked, (path.name, leaked)
+    report = (graded_class["out"] / "report.md").read_text()
+    assert not [ln for ln in hidden_lines if ln in report]
 
 
-@pytest.fixture(scope="module")
-def real(tmp_path_factory):
-    """Grade the six honest solutions and every real exploit once (a few minutes on a laptop CPU)."""
-    _fill_in()
-    tmp = tmp_path_factory.mktemp("redteam-real")
-    honest = sorted(SOLUTIONS.glob("*.ipynb"))
-    paths = [_learner_copy(p, {}, tmp / "honest") for p in honest]
-    for i, (notebook, replace, _) in enumerate(REAL_EXPLOITS.values()):
-        paths.append(_learner_copy(SOLUTIONS / notebook, replace, tmp / f"exploit{i}"))
-    report = grade_notebooks(paths, solutions_dir=SOLUTIONS, cell_timeout=300)
-    return report.notebooks[:len(honest)], dict(zip(REAL_EXPLOITS, report.notebooks[len(honest):]))
+def test_a_loop_past_its_time_is_stopped_and_the_class_goes_on(graded_class):
+    _, questions = _points(graded_class, "endless-loop")
+    entry = graded_class["learners"]["endless-loop"]
+    notes = " ".join(n for nb in entry.report.notebooks for n in nb.notes)
+    assert "time limit" in notes or "timeout" in {q.status for q in questions.values()}
+    assert _points(graded_class, "honest")[0] == 7
 
 
-@pytest.mark.real
-def test_the_six_solutions_score_full_marks_unflagged(real):
-    honest, _ = real
-    for result in honest:
-        assert (result.points, result.flags) == (result.max_points, []), (result.path, result.flags, [
-            (q.grade_id, q.message) for q in result.questions if q.points < q.max_points])
-    assert sum(r.max_points for r in honest) == 46
+def test_a_class_survives_an_interrupt_and_keeps_the_learners_already_graded(tmp_path, monkeypatch):
+    """Ctrl-C after the first learner: the gradebook on disk holds that learner."""
+    import tutorlib.course.gradebook as gradebook
+
+    subs = tmp_path / "subs"
+    for name in ("ada", "bob", "cy"):
+        _learner_copy({}, subs / name)
+    solutions = tmp_path / "solutions"
+    solutions.mkdir()
+    shutil.copy(TOY, solutions)
+    real, calls = gradebook._grade_learner, []
+
+    def grade_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gradebook, "_grade_learner", grade_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        grade_class(subs, solutions, tmp_path / "out", cell_timeout=15, jobs=1)
+    rows = (tmp_path / "out" / "gradebook.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith("ada,")
 
 
-@pytest.mark.real
-@pytest.mark.parametrize("name", list(REAL_EXPLOITS))
-def test_every_real_exploit_scores_zero_where_it_cheats(real, name):
-    _, exploits = real
-    result, (_, _, zero) = exploits[name], REAL_EXPLOITS[name]
-    by_id = {q.grade_id: q for q in result.questions}
-    print(f"{name}: {[(q.grade_id, q.points, q.max_points) for q in result.questions]}; flags {result.flags}")
-    assert result.points < result.max_points
-    for gid in zero:
-        assert by_id[gid].points == 0, (gid, by_id[gid].message)
-    if zero:
-        assert result.withheld  # calling the kit's own answer is flagged for the teacher too
+def test_the_unsafe_mode_stamps_every_line(tmp_path):
+    from tutorlib.course.autograde import UNSAFE_STAMP, GradingOptions
 
-
-@pytest.mark.real
-def test_invented_timings_and_an_empty_reason_lose_their_points(real):
-    _, exploits = real
-    timing = {q.grade_id: q for q in exploits["Ex03 Q3: invented timings"].questions}["q3_tests"]
-    assert timing.points == 1 and [p["points"] for p in timing.parts] == [1, 0]
-    assert "near the grader's own" in timing.message
-    reason = {q.grade_id: q for q in exploits["Ex06 Q3: any twenty characters as the reason"].questions}["q3_recommend"]
-    assert reason.points == 1 and [p["label"] for p in reason.parts if p["points"] == 0] == ["the reason"]
-
-
-# --- a class folder ----------------------------------------------------------------------------
-
-def test_a_class_folder_gives_a_gradebook_and_names_the_broken_file(tmp_path):
-    subs = tmp_path / "submissions"
-    _learner_copy(TOY, {}, subs / "ada")                               # perfect
-    (subs / "bob").mkdir()
-    shutil.copy(FIXTURES / "exercises" / "toy_prefix.ipynb", subs / "bob")  # the exercise, unanswered
-    (subs / "cy").mkdir()
-    (subs / "cy" / "toy_prefix.ipynb").write_text('{"cells": [ broken')  # corrupted
-    (subs / "cy" / "notes.pdf").write_bytes(b"%PDF-1.4")
-    (subs / "dee").mkdir()                                              # nothing handed in
-    (subs / "eve").mkdir()
-    (subs / "eve" / "toy_prefix.ipynb").write_bytes(b"")                # empty file
-    roster = tmp_path / "roster.csv"
-    roster.write_text("folder,learner\nada,Ada L.\nbob,Bob\ncy,Cy\ndee,Dee\neve,Eve\nfay,Fay\n")
-    learners = grade_class(subs, TOY_SOLUTIONS, tmp_path / "out", roster=roster, cell_timeout=20)
-    assert len(learners) == 6
-    rows = {r.split(",")[0]: r.split(",") for r in (tmp_path / "out" / "gradebook.csv").read_text().splitlines()}
-    header = rows.pop("learner")
-    col = {name: header.index(name) for name in ["total", "max", "missing notebooks", "problems",
-                                                 "toy_prefix:q4_prefix_bytes"]}
-    assert [rows["Ada L."][col["total"]], rows["Bob"][col["total"]], rows["Cy"][col["total"]]] == ["7", "0", "0"]
-    assert rows["Ada L."][col["max"]] == "7" and rows["Ada L."][col["toy_prefix:q4_prefix_bytes"]] == "3"
-    assert rows["Dee"][col["missing notebooks"]] == "toy_prefix.ipynb"
-    assert rows["Fay"][col["missing notebooks"]] == "toy_prefix.ipynb"  # on the roster, no folder
-    report = (tmp_path / "out" / "report.md").read_text()
-    assert "toy_prefix.ipynb is not a readable notebook" in report and "notes.pdf is not a notebook" in report
-    assert "toy_prefix.ipynb is empty (0 bytes)" in report
-    feedback = (tmp_path / "out" / "feedback" / "Ada_L..md").read_text()
-    assert "# Grades: Ada L." in feedback and "7 / 7 points" in feedback
-    data = json.loads((tmp_path / "out" / "grades.json").read_text())
-    assert data["Bob"]["points"] == 0 and data["Ada L."]["points"] == 7
-
-
-def test_a_teacher_override_releases_withheld_points(tmp_path):
-    subs = tmp_path / "submissions"
-    nb = _learner_copy(TOY, {}, subs / "ada")
-    text = json.loads(nb.read_text())
-    text["cells"][0]["source"] = "# My notes on the toy exercise"  # an edited instruction: flagged
-    nb.write_text(json.dumps(text))
+    subs = tmp_path / "subs"
+    _learner_copy({}, subs / "ada")
+    solutions = tmp_path / "solutions"
+    solutions.mkdir()
+    shutil.copy(TOY, solutions)
     out = tmp_path / "out"
-    (learner,) = grade_class(subs, TOY_SOLUTIONS, out, cell_timeout=20)
-    assert learner.report.points == 0 and learner.report.notebooks[0].scored == 7
-    assert "a given cell was edited" in (out / "gradebook.csv").read_text()
-    overrides = tmp_path / "overrides.csv"
-    overrides.write_text("learner,notebook,decision,note\nada,toy_prefix.ipynb,accept,only notes in the title\n")
-    (learner,) = grade_class(subs, TOY_SOLUTIONS, out, overrides=overrides, cell_timeout=20)
-    assert learner.report.points == 7 and "(accepted)" in (out / "gradebook.csv").read_text()
-
-
-def test_every_kit_helper_an_answer_may_not_call_exists():
-    """`not_in_answers` names modules (and module:function); one that no longer exists (a module moved)
-    would guard nothing, silently. Each must import, and each function must be there."""
-    import importlib
-    import json
-    from pathlib import Path
-
-    for path in sorted(Path(__file__).parents[1].joinpath("solutions").glob("*.ipynb")):
-        for entry in json.loads(path.read_text())["metadata"].get("tutorlib", {}).get("not_in_answers", []):
-            module_name, _, attr = entry.partition(":")
-            module = importlib.import_module(module_name)  # ImportError: the entry names a module that moved
-            assert not attr or callable(getattr(module, attr, None)), f"{path.name}: {entry} is not a function"
+    (entry,) = grade_class(subs, solutions, out, options=GradingOptions(cell_timeout=15, unsafe_no_sandbox=True))
+    assert entry.total == 7
+    assert UNSAFE_STAMP in (out / "gradebook.csv").read_text().splitlines()[1]
+    assert "UNSAFE" in (out / "report.md").read_text() and "UNSAFE" in next((out / "feedback").iterdir()).read_text()

@@ -190,11 +190,30 @@ def parse_rates(text: str, methods) -> dict[str, float]:
 
 
 def cmd_grade(args) -> int:
+    from tutorlib.course.autograde import GradingOptions
+    from tutorlib.course.sandbox import Limits, SandboxUnavailable, check_sandbox
+
+    for option, value in (("--jobs", args.jobs), ("--cell-timeout", args.cell_timeout),
+                          ("--notebook-budget", args.notebook_budget), ("--memory-gib", args.memory_gib)):
+        if value is None or value <= 0:
+            print(f"error: {option} must be a positive number, not {value}", file=sys.stderr)
+            return 2
+    feedback = args.feedback
+    if not feedback and not args.unsafe_no_sandbox:
+        try:
+            check_sandbox()
+        except SandboxUnavailable as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    options = GradingOptions(mode=os.environ.get("TUTORLIB_MODE", "fast") or "fast", cell_timeout=args.cell_timeout,
+                             notebook_budget=args.notebook_budget, unsafe_no_sandbox=args.unsafe_no_sandbox,
+                             limits=Limits(memory_bytes=int(args.memory_gib * 2**30), threads=threads))
     if len(args.paths) == 1 and Path(args.paths[0]).is_dir():
         return class_main(args.paths[0], args.solutions, args.out, roster=args.roster, overrides=args.overrides,
-                          cell_timeout=args.cell_timeout)
-    return grade_main(args.paths, cell_timeout=args.cell_timeout, out_dir=args.out,
-                      pass_mark=args.pass_mark, solutions_dir=args.solutions, hidden=not args.feedback)
+                          options=options, jobs=args.jobs, class_budget=args.class_budget)
+    return grade_main(args.paths, out_dir=args.out, pass_mark=args.pass_mark, solutions_dir=args.solutions,
+                      hidden=not feedback, options=options)
 
 
 def cmd_release(args) -> int:
@@ -211,17 +230,20 @@ def cmd_release(args) -> int:
     return 0
 
 
-def class_main(submissions, solutions_dir, out_dir, roster=None, overrides=None, cell_timeout: float = 120) -> int:
+def class_main(submissions, solutions_dir, out_dir, roster=None, overrides=None, options=None, jobs: int = 1,
+               class_budget: float | None = None) -> int:
     """``tutorlib grade SUBMISSIONS_DIR``: one folder per learner; writes the gradebook. Exit 2 on a
-    missing folder or solutions."""
+    missing folder or solutions; 130 on Ctrl-C (the gradebook keeps every learner graded so far)."""
     from tutorlib.course.gradebook import grade_class
 
     try:
         learners = grade_class(submissions, solutions_dir, out_dir, roster=roster, overrides=overrides,
-                               cell_timeout=cell_timeout, verbose=True)
+                               options=options, jobs=jobs, class_budget=class_budget, verbose=True)
     except (ValueError, OSError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
     print((Path(out_dir) / "report.md").read_text())
     print(f"wrote {Path(out_dir) / 'gradebook.csv'} and feedback for {len(learners)} learner(s) in "
           f"{Path(out_dir) / 'feedback'}")
@@ -256,8 +278,8 @@ def cmd_build_exercises(args) -> int:
     return build_main(args.solutions, args.exercises, check=args.check, force=args.force)
 
 
-def grade_main(paths, cell_timeout: float = 120, out_dir: str | Path | None = "grades",
-               pass_mark: float | None = None, solutions_dir: str | Path = "solutions", hidden: bool = True) -> int:
+def grade_main(paths, out_dir: str | Path | None = "grades", pass_mark: float | None = None,
+               solutions_dir: str | Path = "solutions", hidden: bool = True, options=None) -> int:
     """``tutorlib grade``: grade, print the summary, write the files. Exit code 0; 1 when the
     total is below ``pass_mark``; 2 when a path does not exist or no notebook was given."""
     from tutorlib.course.autograde import grade_notebooks
@@ -269,8 +291,8 @@ def grade_main(paths, cell_timeout: float = 120, out_dir: str | Path | None = "g
               "(give paths such as exercises/*.ipynb)", file=sys.stderr)
         return 2
     try:
-        report = grade_notebooks(paths, solutions_dir=solutions_dir, cell_timeout=cell_timeout,
-                                 out_dir=out_dir, pass_mark=pass_mark, verbose=True, hidden=hidden)
+        report = grade_notebooks(paths, solutions_dir=solutions_dir, out_dir=out_dir, pass_mark=pass_mark,
+                                 verbose=True, hidden=hidden, options=options)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -374,6 +396,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--feedback", action="store_true", help="visible checks only, no solutions (a learner's run)")
     g.add_argument("--roster", default=None, help="class mode: CSV folder,learner mapping folders to learner ids")
     g.add_argument("--overrides", default=None, help="class mode: CSV learner,notebook,decision,note (teacher)")
+    g.add_argument("--jobs", type=int, default=1, help="class mode: learners graded at the same time")
+    g.add_argument("--notebook-budget", type=float, default=900, help="seconds for one notebook, all cells")
+    g.add_argument("--class-budget", type=float, default=None, help="class mode: seconds for the whole class")
+    g.add_argument("--memory-gib", type=float, default=4, help="memory one notebook's sandbox may use")
+    g.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="grade without the bubblewrap sandbox (learner code can then read and change files); "
+                        "every line of the report and gradebook says so")
     g.set_defaults(func=cmd_grade)
 
     r = sub.add_parser("release", help="write the learner's copy: no solutions, no hidden tests")

@@ -234,5 +234,5 @@ def python_source(cell_source: str) -> str:
 
     try:
         return TransformerManager().transform_cell(cell_source)
-    except (SyntaxError, ValueError, IndexError):
+    except (SyntaxError, ValueError, IndexError, RecursionError, MemoryError):
         return cell_source

@@ -113,11 +113,11 @@ class GradeReport:
         lines += [f"**Total: {_num(self.points)} / {_num(self.max_points)} points "
                   f"({self.fraction:.0%})**{verdict}", ""]
         for nb in self.notebooks:
-            lines += [f"## {nb.path}: {_num(nb.points)} / {_num(nb.max_points)} points", ""]
+            lines += [f"## {_cell_text(nb.path)}: {_num(nb.points)} / {_num(nb.max_points)} points", ""]
             if nb.flags:
                 state = "accepted by the teacher" if not nb.withheld else \
                     f"the checks gave {_num(nb.scored)} points, withheld until a teacher reviews these cells"
-                lines += [f"**⚠️ Flagged for review** ({state}):", ""] + [f"- {f}" for f in nb.flags] + [""]
+                lines += [f"**⚠️ Flagged for review** ({state}):", ""] + [f"- {_cell_text(f)}" for f in nb.flags] + [""]
             if nb.questions:
                 lines += ["| question | points | status | message |", "|---|---|---|---|"]
                 for q in nb.questions:
@@ -128,8 +128,9 @@ class GradeReport:
             else:
                 lines.append("No graded questions found in this notebook.")
             for gid, text in nb.free_text.items():
-                lines += ["", f"**{gid}** (free text, marked by hand):", ""] + [f"> {ln}" for ln in text.splitlines()]
-            lines += [""] + [f"- {note}" for note in nb.notes] + ([""] if nb.notes else [])
+                lines += ["", f"**{_cell_text(gid)}** (free text, marked by hand):", ""] + \
+                    [f"> {html.escape(ln, quote=False)}" for ln in text.splitlines()]
+            lines += [""] + [f"- {_cell_text(note)}" for note in nb.notes] + ([""] if nb.notes else [])
         return "\n".join(lines).rstrip() + "\n"
 
     def write(self, out_dir: str | Path) -> tuple[Path, Path]:

@@ -396,7 +396,13 @@ def grade(notebook: Path, solution_path: Path | None, settings: Settings, label:
         result.questions = [QuestionResult(g, 0.0, p, "missing", "The notebook could not be read.")
                             for g, p in questions.items()]
         return result
-    plan = plan_notebook(nb, solution, questions)
+    try:
+        plan = plan_notebook(nb, solution, questions)
+    except (RecursionError, MemoryError, ValueError, TypeError, AttributeError) as e:
+        result.notes.append(f"The notebook's cells could not be read ({type(e).__name__}); every question scores 0.")
+        result.questions = [QuestionResult(g, 0.0, p, "missing", "The notebook could not be read.")
+                            for g, p in questions.items()]
+        return result
     result.free_text = plan.free_text
     extra = sorted(set(graded_tests(nb)) - set(questions))
     if extra:
@@ -462,14 +468,7 @@ def main() -> int:
     sys.stdout = sys.stderr
     settings = Settings(mode=job["mode"], cell_timeout=job["cell_timeout"], budget=job["budget"],
                         limits=Limits(**job["limits"]), unsafe=job["unsafe"], hidden=job["hidden"])
-    threads = settings.limits.threads
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
-    sys.setrecursionlimit(10_000)
+    sys.setrecursionlimit(10_000)  # torch's threads follow OMP_NUM_THREADS, set by the parent
     try:
         result = grade(Path(job["notebook"]), Path(job["solution"]) if job.get("solution") else None, settings,
                        label=job.get("label"))
