@@ -12,7 +12,7 @@ import torch
 from nbformat.v4 import new_code_cell, new_notebook
 
 from tutorlib.cli import grade_main
-from tutorlib.course.autograde import grade_notebooks, learner_message
+from tutorlib.course.autograde import GradingOptions, grade_notebooks, learner_message
 from tutorlib.course.report import GradeReport, NotebookResult, QuestionResult
 from tutorlib.course.checks import (
     AnswerError,
@@ -125,7 +125,7 @@ def graded(tmp_path_factory):
     _set(learner, "q4_answer", "def prefix_bytes(n_params):\n    return 4 * n_params")
     (tmp / "learner").mkdir()
     nbformat.write(learner, tmp / "learner" / "toy_prefix.ipynb")
-    code = grade_main([SOLUTION, EXERCISE, tmp / "learner" / "toy_prefix.ipynb"], cell_timeout=5,
+    code = grade_main([SOLUTION, EXERCISE, tmp / "learner" / "toy_prefix.ipynb"], options=GradingOptions(cell_timeout=5),
                       out_dir=tmp / "grades", pass_mark=0.6, solutions_dir=SOLUTIONS)
     report = json.loads((tmp / "grades" / "grades.json").read_text())
     by_notebook = [{q["grade_id"]: q for q in nb["questions"]} for nb in report["notebooks"]]
@@ -151,15 +151,16 @@ def test_hidden_tests_run_and_a_loop_or_crash_costs_only_its_question(graded):
     # q1 passes the visible test (48) but not the hidden one, although the learner emptied the test cell
     assert learner["q1_prefix_params"]["points"] == 0
     assert "prefix_params(12, 10, 768) is not right yet" in learner["q1_prefix_params"]["message"]
-    assert "expected: 184320" in learner["q1_prefix_params"]["message"]
+    assert "184320" not in learner["q1_prefix_params"]["message"]  # a hidden test's expected value is never shown
+    assert "got:      48" in learner["q1_prefix_params"]["message"]
     # q2's answer loops forever when its test calls it: the test cell is stopped at its time limit
     assert (learner["q2_trained_fraction"]["points"], learner["q2_trained_fraction"]["status"]) == (0, "timeout")
-    assert "ran longer than 5 s" in learner["q2_trained_fraction"]["message"]
+    assert "time limit" in learner["q2_trained_fraction"]["message"]
     # q3's answer crashes: its test fails and points at the crash
     assert learner["q3_mean_loss"]["points"] == 0
     assert "ZeroDivisionError" in learner["q3_mean_loss"]["message"]
-    # ...and the question after them still scores (its test uses check_equal, imported before the
-    # interrupted loop: the kernel kept its state)
+    # ...and the question after them still scores (the kernel was restarted after the loop, with the
+    # given cells replayed)
     assert (learner["q4_prefix_bytes"]["points"], learner["q4_prefix_bytes"]["status"]) == (3, "passed")
 
 
@@ -171,10 +172,10 @@ def test_json_markdown_and_exit_code(graded):
     assert learner["withheld"] and learner["scored"] == 3 and learner["flags"] == [
         "cell 5: a given cell was edited (it must stay as it was handed out)"]
     assert report["pass_mark"] == 0.6 and report["passed"] is False and code == 1
-    assert report["notebooks"][2]["solution"] == str(SOLUTION)
+    assert report["notebooks"][2]["solution"] == SOLUTION.name
     assert "**Total: 7 / 21 points (33%)** · pass mark 60%: **not yet passed**" in markdown
     assert "**⚠️ Flagged for review** (the checks gave 3 points, withheld until a teacher reviews" in markdown
-    assert "| `q4_prefix_bytes` | 3 / 3 | ✅ passed |  |" in markdown
+    assert "| `q4_prefix_bytes` | 3 / 3 | ✅ passed | small: 1 / 1<br>large: 2 / 2 |" in markdown
     assert markdown.count("| `q1_prefix_params` |") == 3
     assert "\x1b[" not in markdown and "\x1b[" not in json.dumps(report)
 
@@ -182,28 +183,28 @@ def test_json_markdown_and_exit_code(graded):
 def test_grade_main_passes_and_a_deleted_test_cell_is_flagged(tmp_path, capsys):
     learner = nbformat.read(SOLUTION, 4)  # all answers right
     nbformat.write(learner, tmp_path / "toy_prefix.ipynb")  # found in SOLUTIONS by its name
-    assert grade_main([tmp_path / "toy_prefix.ipynb"], 30, None, 0.5, SOLUTIONS) == 0
+    assert grade_main([tmp_path / "toy_prefix.ipynb"], None, 0.5, SOLUTIONS) == 0
     assert "7 / 7 points" in capsys.readouterr().out
     # ...but the q4 test cell deleted: scored 0 and flagged, so the other 4 points are withheld
     learner.cells = [c for c in learner.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "q4_prefix_bytes"]
     nbformat.write(learner, tmp_path / "toy_prefix.ipynb")
-    assert grade_main([tmp_path / "toy_prefix.ipynb"], 30, None, 0.5, SOLUTIONS) == 1
+    assert grade_main([tmp_path / "toy_prefix.ipynb"], None, 0.5, SOLUTIONS) == 1
     out = capsys.readouterr().out
     assert "0 / 7 points" in out and "| `q4_prefix_bytes` | 0 / 3 | ❓ missing |" in out
     assert "graded test cell q4_prefix_bytes was deleted" in out and "the checks gave 4 points" in out
-    assert grade_main([tmp_path / "nope.ipynb"], 30, None, None, SOLUTIONS) == 2
+    assert grade_main([tmp_path / "nope.ipynb"], None, None, SOLUTIONS) == 2
     assert "no notebook at" in capsys.readouterr().err
 
 
 def test_without_solution_a_stubborn_loop_and_a_dead_kernel_are_survived(tmp_path, monkeypatch):
-    monkeypatch.delenv("TUTORLIB_FAST", raising=False)  # the grader must set it for the kernel itself
+    monkeypatch.delenv("TUTORLIB_MODE", raising=False)  # the grader must set it for the kernel itself
 
     def test(gid, source):
         return new_code_cell(source, metadata={"nbgrader": {"grade": True, "solution": False,
                                                             "grade_id": gid, "points": 1}})
     nb = new_notebook(cells=[
         new_code_cell("import os, sys\nx = 1"),
-        test("q_env", f"assert sys.executable == {sys.executable!r}\nassert os.environ['TUTORLIB_FAST'] == '1'\n"
+        test("q_env", f"assert sys.executable == {sys.executable!r}\nassert os.environ['TUTORLIB_MODE'] == 'fast'\n"
                       f"assert os.getcwd() == {str(tmp_path.resolve())!r}"),
         new_code_cell("import time\nwhile True:\n    try:\n        time.sleep(0.1)\n"
                       "    except BaseException:\n        pass  # ignores the interrupt"),
@@ -216,13 +217,14 @@ def test_without_solution_a_stubborn_loop_and_a_dead_kernel_are_survived(tmp_pat
     report = grade_notebooks([tmp_path / "own_tests.ipynb"], solutions_dir=tmp_path / "none", cell_timeout=3)
     (result,) = report.notebooks
     status = {q.grade_id: (q.points, q.status) for q in result.questions}
-    assert status == {"q_env": (1, "passed"), "q_state_lost": (0, "failed"), "q_after_restart": (1, "passed")}
+    # after each restart the cells that ran before are run again (not the one that failed): state comes back
+    assert status == {"q_env": (1, "passed"), "q_state_lost": (1, "passed"), "q_after_restart": (1, "passed")}
     notes = " ".join(result.notes)
     assert result.solution is None and "No solution notebook" in notes
-    assert "ignored the interrupt" in notes and "kernel died in cell 5" in notes
-    assert "NameError" in result.questions[1].message and "cell 3 was stopped after 3 s" in result.questions[1].message
+    assert "Cell 3: the notebook's process ran past its time limit" in notes
+    assert "Cell 5: the notebook's process ended" in notes
     print(f"\nown_tests.ipynb: {result.seconds:.1f} s in all, kernel start {result.kernel_start_s:.1f} s")
-    assert os.environ.get("TUTORLIB_FAST") is None
+    assert os.environ.get("TUTORLIB_MODE") is None
 
 
 def test_ci_workflow_installs_cpu_torch_first_then_grades_and_publishes():

@@ -133,7 +133,8 @@ def grade_file(path: str | Path, solution: Path | None, options: GradingOptions,
     try:
         copy = work / "notebook.ipynb"
         copy.write_bytes(content)
-        result = _run_verdict(copy, solution, options, label)
+        workdir = str(path.parent.resolve()) if path.parent.is_dir() else None
+        result = _run_verdict(copy, solution, options, label, workdir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if options.unsafe_no_sandbox and solution is not None:
@@ -142,12 +143,13 @@ def grade_file(path: str | Path, solution: Path | None, options: GradingOptions,
     return result
 
 
-def _run_verdict(copy: Path, solution: Path | None, options: GradingOptions, label: str) -> NotebookResult:
+def _run_verdict(copy: Path, solution: Path | None, options: GradingOptions, label: str,
+                 workdir: str | None) -> NotebookResult:
     unsafe = options.unsafe_no_sandbox or solution is None  # a learner's own feedback run needs no sandbox
     job = {"notebook": str(copy), "solution": str(solution) if solution else None, "label": label,
            "mode": options.mode, "cell_timeout": options.cell_timeout, "budget": options.notebook_budget,
            "limits": options.limits.__dict__, "unsafe": unsafe,
-           "hidden": [str(Path(h).resolve()) for h in options.hidden]}
+           "hidden": [str(Path(h).resolve()) for h in options.hidden], "workdir": workdir}
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg", TUTORLIB_MODE=options.mode,
                OMP_NUM_THREADS=str(options.limits.threads))
     env.pop("TUTORLIB_FAST", None)

@@ -31,6 +31,7 @@ from tutorlib.course import plain_data
 from tutorlib.course.checks import AnswerError
 
 MAX_REPLY_BYTES = plain_data.MAX_BYTES + 2**20
+_ENDED = "ended (it exited, ran out of memory, or crashed)"
 
 
 class LearnerError(AnswerError):
@@ -39,7 +40,8 @@ class LearnerError(AnswerError):
 
 
 class KernelGone(Exception):
-    """The kernel process ended or stopped answering (the grader restarts it at the next cell)."""
+    """The kernel process ended or stopped answering (the grader restarts it at the next cell); the
+    message completes "the notebook's process ..."."""
 
     def __init__(self, status: str, message: str):
         super().__init__(message)
@@ -58,15 +60,14 @@ class KernelConnection:
     def ask(self, request: dict, timeout: float) -> dict:
         """Send one request; the kernel's reply (a dict), or :class:`KernelGone`."""
         if not self.alive:
-            raise KernelGone("kernel died", "the notebook's process had already ended")
+            raise KernelGone("kernel died", "had already ended")
         request = dict(request, timeout=timeout)
         try:
             self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError, ValueError):
             self.close()
-            raise KernelGone("kernel died", "the notebook's process ended (it exited, ran out of memory, "
-                                            "or crashed)") from None
+            raise KernelGone("kernel died", _ENDED) from None
         line = self._read_line(time.monotonic() + timeout + 5.0)  # the kernel's own alarm fires first
         try:
             reply = json.loads(line)
@@ -74,7 +75,7 @@ class KernelConnection:
             reply = None
         if type(reply) is not dict or type(reply.get("ok")) is not bool:
             self.close()
-            raise KernelGone("kernel died", "the notebook's process answered something that is not a reply")
+            raise KernelGone("kernel died", "answered something that is not a reply")
         flags = reply.get("flags")
         if type(flags) is list:
             self.flags += [str(f)[:300] for f in flags[:20]]
@@ -90,18 +91,16 @@ class KernelConnection:
             if not ready:
                 if self.proc.poll() is not None:
                     self.close()
-                    raise KernelGone("kernel died", "the notebook's process ended (it exited, ran out of "
-                                                    "memory, or crashed)")
+                    raise KernelGone("kernel died", _ENDED)
                 continue
             chunk = os.read(self.reply_fd, 1 << 20)
             if not chunk:
                 self.close()
-                raise KernelGone("kernel died", "the notebook's process ended (it exited, ran out of memory, "
-                                                "or crashed)")
+                raise KernelGone("kernel died", _ENDED)
             self.buffer += chunk
             if len(self.buffer) > MAX_REPLY_BYTES:
                 self.close()
-                raise KernelGone("kernel died", "the notebook's process sent a reply too large to read")
+                raise KernelGone("kernel died", "sent a reply too large to read")
         line, _, self.buffer = self.buffer.partition(b"\n")
         return line
 
@@ -134,7 +133,7 @@ class Learner:
         try:
             reply = self._connection.ask(request, self._timeout)
         except KernelGone as gone:
-            raise LearnerError(f"{what}: your notebook {gone}") from None
+            raise LearnerError(f"{what}: your notebook's process {gone}") from None
         if not reply["ok"]:
             raise LearnerError(f"{what} failed in your notebook:\n{error_text(reply)}")
         try:

@@ -222,9 +222,10 @@ _COUNTER = iter(range(1, 1 << 30))
 _COUNTER_LOCK = threading.Lock()
 
 
-def start_kernel(hidden: list[Path], limits: Limits, mode: str, *, unsafe: bool = False) -> tuple[subprocess.Popen, int, object]:
-    """Start ``python -m tutorlib.course.kernel`` (in a sandbox unless ``unsafe``). Returns the
-    process (stdin: requests), the read end of its reply pipe, and a cleanup callable."""
+def start_kernel(hidden: list[Path], limits: Limits, mode: str, *, unsafe: bool = False,
+                 cwd: str | None = None) -> tuple[subprocess.Popen, int, object]:
+    """Start ``python -m tutorlib.course.kernel`` (in a sandbox unless ``unsafe``; then in ``cwd``).
+    Returns the process (stdin: requests), the read end of its reply pipe, and a cleanup callable."""
     read_fd, write_fd = os.pipe()
     python = sys.executable
     if unsafe:
@@ -251,7 +252,7 @@ def start_kernel(hidden: list[Path], limits: Limits, mode: str, *, unsafe: bool 
     try:
         proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 pass_fds=(write_fd,), env=env, preexec_fn=preexec, text=True,
-                                start_new_session=True)
+                                start_new_session=True, cwd=cwd if unsafe else None)
     finally:
         os.close(write_fd)
 

@@ -68,6 +68,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     unsafe: bool = False  # no sandbox (a learner's own feedback run, or --unsafe-no-sandbox)
     hidden: list[str] = field(default_factory=list)  # folders never visible in the sandbox
+    workdir: str | None = None  # without a sandbox: the notebook's own folder (as in Jupyter)
 
 
 # --- the plan: what runs where --------------------------------------------------------------
@@ -211,7 +212,7 @@ class Runner:
     def _start(self) -> None:
         started = time.perf_counter()
         proc, fd, cleanup = start_kernel([Path(h) for h in self.settings.hidden], self.settings.limits,
-                                         self.settings.mode, unsafe=self.settings.unsafe)
+                                         self.settings.mode, unsafe=self.settings.unsafe, cwd=self.settings.workdir)
         self.connection = KernelConnection(proc, fd, cleanup)
         reply = self.connection.ask(dict(self.job, op="job"), max(60.0, self._timeout()))
         if not reply["ok"]:
@@ -235,7 +236,7 @@ class Runner:
         except KernelGone as gone:
             self.notes.append(f"Cell {cell + 1}: the notebook's process {gone}; it was restarted, so later cells "
                               "ran without the variables your earlier cells defined.")
-            return Outcome(gone.status, f"cell {cell + 1}: {gone}")
+            return Outcome(gone.status, f"cell {cell + 1}: the notebook's process {gone}")
         if reply["ok"]:
             return Outcome("ok")
         status = "timeout" if reply.get("ename") == "CellTimeout" else "error"
@@ -261,9 +262,10 @@ class Runner:
             self.connection.close()
 
     def _given(self, step: Step) -> None:
-        self.given_sources.append((step.cell, step.source))
         outcome = self._run_in_kernel("given", step.cell, step.source)
-        if outcome.status != "ok":
+        if outcome.status == "ok":  # replayed after a restart (a cell that failed is not)
+            self.given_sources.append((step.cell, step.source))
+        else:
             self.last_failure = _what_went_wrong(step.cell, outcome)
         if self.graded:
             try:
@@ -467,7 +469,8 @@ def main() -> int:
     os.dup2(2, 1)  # what the teacher's given cells print must not mix with the result
     sys.stdout = sys.stderr
     settings = Settings(mode=job["mode"], cell_timeout=job["cell_timeout"], budget=job["budget"],
-                        limits=Limits(**job["limits"]), unsafe=job["unsafe"], hidden=job["hidden"])
+                        limits=Limits(**job["limits"]), unsafe=job["unsafe"], hidden=job["hidden"],
+                        workdir=job.get("workdir"))
     sys.setrecursionlimit(10_000)  # torch's threads follow OMP_NUM_THREADS, set by the parent
     try:
         result = grade(Path(job["notebook"]), Path(job["solution"]) if job.get("solution") else None, settings,
