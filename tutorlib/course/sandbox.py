@@ -38,6 +38,13 @@ _ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "pas
               "fonts", "mime.types", "alternatives")
 
 
+# The kernel's whole environment (--clearenv): nothing of the grader's (tokens, paths) reaches it.
+SANDBOX_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": SANDBOX_HOME, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+               "PYTHONPATH": SANDBOX_ROOT, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg", "TUTORLIB_MODE": "fast",
+               "TUTORLIB_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+               "TUTORLIB_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
 class SandboxUnavailable(RuntimeError):
     """bubblewrap cannot make a sandbox on this machine; the message says how to fix it."""
 
@@ -149,11 +156,8 @@ def bwrap_args(bwrap: str, hidden: list[Path], limits: Limits, mode: str) -> lis
              "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
              "--size", str(limits.tmp_bytes), "--tmpfs", SANDBOX_HOME,
              "--chdir", SANDBOX_HOME]
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": SANDBOX_HOME, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-           "PYTHONPATH": SANDBOX_ROOT, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
-           "TUTORLIB_MODE": mode, "TUTORLIB_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "OMP_NUM_THREADS": str(limits.threads), "TUTORLIB_THREADS": str(limits.threads),
-           "TOKENIZERS_PARALLELISM": "false"}
+    env = dict(SANDBOX_ENV, TUTORLIB_MODE=mode, OMP_NUM_THREADS=str(limits.threads),
+               TUTORLIB_THREADS=str(limits.threads))
     if cache is not None:
         env["TUTORLIB_CACHE"] = str(cache)
     for key, value in env.items():
