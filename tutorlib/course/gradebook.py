@@ -331,7 +331,9 @@ def write_gradebook(learners: list[LearnerGrades], solutions: list[Path], out: P
     write_atomic(out / "gradebook.csv", buffer.getvalue().encode())
     for entry in learners:
         text = entry.report.to_markdown().replace("# Grades", f"# Grades: {markdown_text(entry.learner)}", 1)
-        extra = [f"- missing: {m}" for m in entry.missing] + [f"- {markdown_text(p)}" for p in entry.problems]
+        said = {note for nb in entry.report.notebooks for note in nb.notes}  # each problem once
+        extra = [f"- missing: {m}" for m in entry.missing] + [f"- {markdown_text(p)}" for p in entry.problems
+                                                              if p not in said]
         if unsafe:
             text = f"**{UNSAFE_STAMP}**\n\n" + text
         write_atomic(out / "feedback" / feedback_name(entry.learner, entry.folder),
