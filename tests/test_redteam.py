@@ -345,3 +345,16 @@ def test_the_unsafe_mode_stamps_every_line(tmp_path):
     assert entry.total == 7
     assert UNSAFE_STAMP in (out / "gradebook.csv").read_text().splitlines()[1]
     assert "UNSAFE" in (out / "report.md").read_text() and "UNSAFE" in next((out / "feedback").iterdir()).read_text()
+
+
+def test_a_class_past_its_budget_lists_the_learners_it_did_not_grade(tmp_path):
+    subs = tmp_path / "subs"
+    for name in ("ada", "bob"):
+        _learner_copy({}, subs / name)
+    solutions = tmp_path / "solutions"
+    solutions.mkdir()
+    shutil.copy(TOY, solutions)
+    learners = grade_class(subs, solutions, tmp_path / "out", class_budget=1e-9)
+    assert [e.total for e in learners] == [0, 0]
+    assert all("class's time budget" in e.problems[0] for e in learners)
+    assert len((tmp_path / "out" / "gradebook.csv").read_text().splitlines()) == 3
