@@ -86,11 +86,27 @@ def test_hidden_tests_removed_outputs_cleared_metadata_kept():
     ([graded("pass", gid="same"), graded("pass", gid="same")], "used twice"),
     ([graded("pass", points=None)], "needs a number 'points'"),
     ([graded("### PART 1 point: a\npass\n### PART 2 points: b\npass", points=2)], "add up to 3 points"),
+    ([graded("check(1)\n### BEGIN HIDDEN TESTS\n### PART 1 point: a\npass\n### END HIDDEN TESTS", points=2)],
+     "hidden tests add up to 1 points"),
+    ([graded("### PART 1 point: a\ncheck(1)\n### BEGIN HIDDEN TESTS\n### PART 1 point: a\npass\n### PART 1 point: b\n"
+             "pass\n### END HIDDEN TESTS", points=2)], "visible checks add up to 1 points"),
 ])
 def test_broken_solutions_raise_clear_errors(cells, words):
     with pytest.raises(CourseError, match=words) as info:
         make_exercise(new_notebook(cells=cells), name="solutions/x.ipynb")
     assert "solutions/x.ipynb, cell" in str(info.value)  # says where
+
+
+def test_hidden_and_visible_parts_are_counted_each_on_their_own():
+    # The hidden tests' parts give the grade, the visible checks' parts a learner's feedback run: each
+    # adds up to the cell's points by itself; visible checks without parts are one part.
+    both = graded("### PART 1 point: a\ncheck(1)\n### PART 1 point: b\ncheck(2)\n### BEGIN HIDDEN TESTS\n"
+                  "### PART 1.5 points: a\ncheck(3)\n### PART 0.5 points: b\ncheck(4)\n### END HIDDEN TESTS")
+    hidden_only = graded("check(1)\n### BEGIN HIDDEN TESTS\n### PART 1 point: a\npass\n### PART 1 point: b\npass\n"
+                         "### END HIDDEN TESTS", gid="q2_test")
+    ex = make_exercise(new_notebook(cells=[both, hidden_only]))
+    assert ex.cells[0].source == "### PART 1 point: a\ncheck(1)\n### PART 1 point: b\ncheck(2)"
+    assert ex.cells[1].source == "check(1)"
 
 
 def test_committed_fixture_exercises_are_in_sync():

@@ -13,8 +13,9 @@ A solution notebook follows nbgrader's conventions, so a teacher with nbgrader c
   grader runs the solution's copy of every graded test cell (see :mod:`tutorlib.course.autograde`).
 * **partial credit**: a graded test cell may split its checks into parts, each starting with a
   line ``### PART 1 point: what it checks``; each part scores its points when it runs without an
-  error (code before the first part is shared: if it fails, every part fails). The parts' points
-  add up to the cell's ``points``.
+  error (code before the first part is shared: if it fails, every part fails). The hidden tests'
+  parts give the grade and add up to the cell's ``points``; the visible checks may have parts of
+  their own (a learner's feedback run scores those), which add up to ``points`` too.
 * a **markdown answer cell** ("Think" questions) is not scored: the grader copies the learner's text
   into the teacher's report, to be marked by hand.
 * every **given cell** (neither answer nor hidden test) gets a sha256 in the exercise's metadata
@@ -181,11 +182,7 @@ def make_exercise(solution, name: str = "notebook") -> nbformat.NotebookNode:
             if meta.get("grade") and not isinstance(meta.get("points"), (int, float)):
                 raise CourseError(f"{where}: graded cell {gid!r} needs a number 'points' in its metadata.")
             if is_graded_test(cell):
-                _, parts = split_test_parts(cell.source, meta["points"])
-                if abs(sum(p for _, p, _ in parts) - meta["points"]) > 1e-9:
-                    raise CourseError(f"{where}: the PART lines of {gid!r} add up to "
-                                      f"{sum(p for _, p, _ in parts):g} points, but the cell has {meta['points']:g}; "
-                                      "make them agree.")
+                _check_part_points(cell.source, meta["points"], gid, where)
         stub = CODE_STUB if cell.cell_type == "code" else MARKDOWN_STUB
         source, n_solutions = _replace_regions(cell.source, _SOLUTION, stub, where)
         if n_solutions and not is_answer_cell(cell):
@@ -208,6 +205,21 @@ def make_exercise(solution, name: str = "notebook") -> nbformat.NotebookNode:
             cell.outputs, cell.execution_count = [], None
     nb.metadata.pop("widgets", None)  # saved widget state: large and run-specific
     return nb
+
+
+def _check_part_points(source: str, points: float, gid: str, where: str) -> None:
+    """The PART lines of the hidden tests (which give the grade) must add up to the cell's points,
+    and so must the visible checks' PART lines, when they have any (they score a learner's own
+    feedback run). Each region is checked on its own: its parts are scored without the other's."""
+    visible, hidden = split_hidden(source)
+    for region, code in (("hidden tests", hidden), ("visible checks", visible)):
+        if code is None or not any(_PART.match(line) for line in code.split("\n")):
+            continue
+        total = sum(p for _, p, _ in split_test_parts(code, points)[1])
+        if abs(total - points) > 1e-9:
+            raise CourseError(f"{where}: the PART lines of {gid!r}'s {region} add up to {total:g} points, but the "
+                              f"cell has {points:g}; make them agree (the hidden tests' parts give the grade, the "
+                              "visible checks' parts a learner's own feedback run).")
 
 
 def given_checksums(exercise) -> dict[str, str]:

@@ -163,3 +163,55 @@ class Learner:
         shown = ", ".join([repr(a)[:30] for a in args] + [f"{k}={v!r}"[:30] for k, v in kwargs.items()])
         return self._ask({"op": "call", "name": name, "args": plain_data.to_plain(list(args)),
                           "kwargs": plain_data.to_plain(kwargs)}, f"`{name}({shown})`")
+
+
+class InNotebook:
+    """``learner`` for a solution notebook run in Jupyter (or nbval), where no grader is around.
+
+    There the hidden tests run as ordinary code in the notebook itself, so the "learner" is the
+    notebook's own namespace. Like :class:`Learner`, every value crosses :mod:`plain_data` both ways
+    (a tensor comes back as a numpy array, a model is refused), so a hidden test that passes here
+    asks only for what the real grader can send. Expressions and statements run in the notebook's
+    globals (what ``exec`` defines stays there: this is the teacher's own notebook). A hidden test
+    binds it only where no grader gave one::
+
+        if "learner" not in globals():  # in Jupyter: the notebook answers for itself
+            from tutorlib.course.learner import InNotebook; learner = InNotebook(globals())
+    """
+
+    def __init__(self, namespace: dict):
+        self._namespace = namespace
+        self.calls = 0
+
+    def _answer(self, what: str, compute):
+        self.calls += 1
+        try:
+            value = compute()
+        except Exception as error:  # noqa: BLE001 - the notebook's own error, told like the grader tells it
+            raise LearnerError(f"{what} failed in your notebook:\n{type(error).__name__}: {error}") from error
+        try:
+            return plain_data.from_plain(plain_data.to_plain(value))
+        except plain_data.NotPlainData as e:
+            raise LearnerError(f"{what}: your notebook gave something the grader cannot check ({e})") from None
+
+    def value(self, name: str):
+        """The value of the notebook's variable ``name`` (plain data)."""
+        return self._answer(f"`{name}`", lambda: self._namespace[name])
+
+    def has(self, name: str) -> bool:
+        """Whether the notebook defines ``name``."""
+        return name in self._namespace
+
+    def eval(self, expression: str):
+        """Evaluate ``expression`` in the notebook's globals; its value (plain data)."""
+        return self._answer(f"`{expression[:60]}`", lambda: eval(expression, self._namespace))  # noqa: S307
+
+    def exec(self, source: str) -> None:
+        """Run statements in the notebook's globals."""
+        self._answer("preparing a check", lambda: exec(source, self._namespace))  # noqa: S102
+
+    def call(self, name: str, *args, **kwargs):
+        """Call the notebook's function ``name``; arguments and result cross plain data as in the grader."""
+        args = plain_data.from_plain(plain_data.to_plain(list(args)))
+        kwargs = plain_data.from_plain(plain_data.to_plain(kwargs))
+        return self._answer(f"`{name}(...)`", lambda: self._namespace[name](*args, **kwargs))
