@@ -444,7 +444,8 @@ def _score(result: NotebookResult, plan: Plan, runner: Runner, questions: dict[s
             passed = outcome.status == "ok"
             points += pts if passed else 0.0
             statuses.append(outcome.status)
-            if not passed and outcome.message and outcome.message not in messages:
+            said = outcome.message.split("failed in your notebook:\n")[-1]  # one learner error, said once
+            if not passed and outcome.message and not any(said in m for m in messages):
                 messages.append(outcome.message)
             if label:
                 shown.append({"label": label, "points": pts if passed else 0.0, "max_points": pts,
