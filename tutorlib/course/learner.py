@@ -62,13 +62,9 @@ class KernelConnection:
         if not self.alive:
             raise KernelGone("kernel died", "had already ended")
         request = dict(request, timeout=timeout)
-        try:
-            self.proc.stdin.write(json.dumps(request) + "\n")
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            self.close()
-            raise KernelGone("kernel died", _ENDED) from None
-        line = self._read_line(time.monotonic() + timeout + 5.0)  # the kernel's own alarm fires first
+        deadline = time.monotonic() + timeout + 5.0  # the kernel's own alarm fires first
+        self._write((json.dumps(request) + "\n").encode(), deadline)
+        line = self._read_line(deadline)
         try:
             reply = json.loads(line)
         except (ValueError, RecursionError):
@@ -80,6 +76,26 @@ class KernelConnection:
         if type(flags) is list:
             self.flags += [str(f)[:300] for f in flags[:20]]
         return reply
+
+    def _write(self, data: bytes, deadline: float) -> None:
+        """Send ``data`` without ever blocking past ``deadline`` (a kernel that stopped reading)."""
+        fd = self.proc.stdin.fileno()
+        os.set_blocking(fd, False)
+        while data:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.close()
+                raise KernelGone("timeout", "stopped reading the grader's requests")
+            _, ready, _ = select.select([], [fd], [], min(left, 1.0))
+            if not ready:
+                continue
+            try:
+                data = data[os.write(fd, data[: 1 << 16]):]
+            except BlockingIOError:
+                continue
+            except OSError:  # the kernel's end is closed
+                self.close()
+                raise KernelGone("kernel died", _ENDED) from None
 
     def _read_line(self, deadline: float) -> bytes:
         while b"\n" not in self.buffer:

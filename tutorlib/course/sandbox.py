@@ -255,7 +255,7 @@ def start_kernel(hidden: list[Path], limits: Limits, mode: str, *, unsafe: bool 
         env = None
     try:
         proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                pass_fds=(write_fd,), env=env, preexec_fn=preexec, text=True,
+                                pass_fds=(write_fd,), env=env, preexec_fn=preexec,
                                 start_new_session=True, cwd=cwd if unsafe else None)
     finally:
         os.close(write_fd)
