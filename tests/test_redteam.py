@@ -18,9 +18,9 @@ import threading
 import time
 from pathlib import Path
 
-import nbformat
 import psutil
 import pytest
+from learner_copies import learner_copy
 
 from tutorlib.course.builder import read_notebook, split_hidden
 from tutorlib.course.gradebook import grade_class
@@ -117,14 +117,7 @@ def _attacks(paths: dict) -> dict[str, str]:
 
 
 def _learner_copy(replace: dict, out: Path, name: str = "toy_prefix.ipynb") -> Path:
-    nb = nbformat.read(TOY, 4)
-    for cell in nb.cells:
-        key = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if key in replace or cell.get("id") in replace:
-            cell.source = replace.get(key, replace.get(cell.get("id")))
-    out.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, out / name)
-    return out / name
+    return learner_copy(TOY, replace, out, name)
 
 
 def _hashes(*roots: Path) -> dict[str, str]:
