@@ -13,7 +13,6 @@ and its parameter accounting, so every method's row has the same keys.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import time
 from dataclasses import dataclass, fields
@@ -85,8 +84,7 @@ def prepare_data(task: str | Task, model_name: str, dataset_name: str, tiny_data
         test_rows = test_rows.select(range(min(budget.test_items, len(test_rows))))
     published = test_rows
     train_rows, test_rows = task.prepare_rows(train_rows), task.prepare_rows(test_rows)
-    _, tokenizer = load_model(model_name, task=task.head, seed=seed)  # checks the name early; weights freed
-    gc.collect()
+    _, tokenizer = load_model(model_name, task=task.head, seed=seed)  # checks the name early; weights dropped
     batches = task.make_batches(train_rows, tokenizer, batch_size=budget.batch_size, max_length=budget.max_length,
                                 shuffle=True, seed=seed)
     steps = budget.steps or len(batches)
@@ -132,8 +130,10 @@ def run_method(method: str, *, task: str, model_name: str, data: PreparedData, b
     tuned = get_method(method).wrap(model, setup)
     history = None
     if get_method(method).trains:
+        # collect_garbage: the memory columns are compared side by side, so each run's baseline holds live
+        # objects only (the one full collection of this method, before its timed steps).
         config = TrainConfig(steps=data.steps, lr=lr, lr_by_name=lr_by_name, seed=seed, measure_energy=measure_energy,
-                             device=device)
+                             device=device, collect_garbage=True)
         history = train(tuned, data.batches, config, progress=progress)
         if history.interrupted:  # stopping: no evaluation of a half-trained model
             return MethodRun(method, {"method": method, "interrupted": True, "steps_done": len(history.loss)},
@@ -162,8 +162,7 @@ def run_method(method: str, *, task: str, model_name: str, data: PreparedData, b
            "cpu_seconds_per_step": energy.cpu_seconds / len(losses) if energy and losses else None,
            "stored_params": stored,
            "trainable_fraction": cost["trainable_params"] / cost["total_params"] if cost["total_params"] else 0.0}
-    del tuned, model
-    gc.collect()  # the next method's memory is measured from here: free this one's model first
+    del tuned, model  # the next method's training collects what is left before it measures memory
     return MethodRun(method, row, history, predictions, examples)
 
 
