@@ -167,11 +167,13 @@ def main() -> None:
             for i in range(args.workers):
                 order = [("before", before_code), ("after", None)]
                 for label, code in order if i % 2 == 0 else order[::-1]:  # B A, then A B
-                    result = run_worker("train", code, {}, "--repeats", str(args.repeats), "--objects", str(args.objects))
+                    result = run_worker("train", code, {}, "--repeats", str(args.repeats),
+                                        "--objects", str(args.objects))
                     pairs.append((label, result))
                     print(f"train() {label}: fixed {result['fixed_s']:.3f} s, step {result['step_s']:.3f} s, "
                           f"{result['objects_tracked']:,} objects", flush=True)
-            fixed = {label: statistics.median(r["fixed_s"] for lab, r in pairs if lab == label) for label in ("before", "after")}
+            fixed = {label: statistics.median(r["fixed_s"] for lab, r in pairs if lab == label)
+                     for label in ("before", "after")}
             record["train_fixed_cost"] = {"runs": [{"code": lab, **r} for lab, r in pairs], "median_fixed_s": fixed,
                                           "ratio_after_before": ratio(fixed["after"], fixed["before"])}
             print(f"train() fixed cost after/before: {record['train_fixed_cost']['ratio_after_before']}", flush=True)

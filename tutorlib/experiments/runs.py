@@ -139,8 +139,9 @@ def run_method(method: str, *, task: str, model_name: str, data: PreparedData, b
     if not use_cache or get_method(method).trains or process_count() > 1:
         return _run_method(method, **kwargs)
     key, facts = zero_shot_cache.key_of(task=get_task(task).name, method=method, model_name=model_name,
-                                        dataset_name=data.dataset_name, test_rows=data.test, max_length=budget.max_length,
-                                        max_new_tokens=budget.max_new_tokens, seed=seed, device=resolve_device(device))
+                                        dataset_name=data.dataset_name, test_rows=data.test,
+                                        max_length=budget.max_length, max_new_tokens=budget.max_new_tokens,
+                                        seed=seed, device=resolve_device(device))
     with zero_shot_cache.locked(key) as path:
         stored = zero_shot_cache.load(key)
         if stored is not None:

@@ -53,7 +53,8 @@ def _config_of(model):
         if config is not None and hasattr(config, "vocab_size"):
             return config
     raise TypeError(f"Cannot find a transformers config on {type(model).__name__} (looked at .config and "
-                    f".model.config); give the generation batch size yourself (budget eval_batch_size, `tutorlib compare --eval-batch-size N`).")
+                    f".model.config); give the generation batch size yourself (budget eval_batch_size, "
+                    f"`tutorlib compare --eval-batch-size N`).")
 
 
 def generation_batch_size(model, max_length: int, device: str | torch.device | None = None,

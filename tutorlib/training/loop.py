@@ -28,9 +28,21 @@ import torch
 from torch import nn
 from transformers import get_scheduler
 
-from tutorlib.training.distributed import (MIXED_PRECISION, TooFewRows, make_accelerator, process_count,
-                                           process_index, release_accelerator, share_of_batch)
-from tutorlib.training.callbacks import Callbacks, StepClock, TrainerCallback, standard_callbacks
+from tutorlib.training.callbacks import (
+    Callbacks,
+    StepClock,
+    TrainerCallback,
+    standard_callbacks,
+)
+from tutorlib.training.distributed import (
+    MIXED_PRECISION,
+    TooFewRows,
+    make_accelerator,
+    process_count,
+    process_index,
+    release_accelerator,
+    share_of_batch,
+)
 from tutorlib.training.measure import EnergyEstimate
 from tutorlib.training.parameters import count_parameters
 
@@ -254,8 +266,8 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
 class TrainingRun:
     """Everything one ``train()`` call sets up, for the loop and its callbacks: the ``method`` and ``model``
     (the same module, or DDP around it with several processes), ``optimizer`` (Accelerate's wrapper around
-    ``adamw``) of the trainable ``params``, the learning-rate ``scheduler``, the ``accelerator``, ``device``, ``processes`` and this
-    process's ``rank``, the ``config`` and the ``history`` being filled."""
+    ``adamw``) of the trainable ``params``, the learning-rate ``scheduler``, the ``accelerator``, ``device``,
+    ``processes`` and this process's ``rank``, the ``config`` and the ``history`` being filled."""
 
     method: nn.Module
     model: nn.Module
