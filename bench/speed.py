@@ -17,6 +17,10 @@ in the same run on the same machine: compare the ratios, not the seconds across 
   (SmolLM2-135M on nyt-leads, the fast budget), wall time per method, and of each method its ``train()``
   call and its scoring (generation + ROUGE). After = the second comparison in the same row cache (the
   first one, which makes the zero-shot row, is reported too, as "after, cold cache").
+* **memory columns** (``--only memory``): the stored sentiment comparison (results/sentiment: MiniLM-L6,
+  batches of 32 x 64 tokens) made again for 8 steps, before and after: its ``peak_memory_increase_mb`` per
+  method beside the stored run's. The peak comes within the first steps (AdamW's state is made at the first
+  update), so 8 steps reach it; fewer test items (32) change only the scoring, which is not measured.
 
 Results: bench/results/speed.json; the note: bench/RESULTS.md, section 7.
 """
@@ -77,6 +81,16 @@ def worker_train(repeats: int, objects: int) -> dict:
     return {"objects_tracked": len(gc.get_objects()), "held": len(held), "call_s": statistics.median(calls),
             "step_s": statistics.median(steps), "fixed_s": statistics.median(c - s for c, s in zip(calls, steps)),
             "calls_s": calls}
+
+
+def worker_memory() -> dict:
+    """The stored sentiment comparison's budget, 8 steps: each method's memory columns."""
+    from tutorlib.experiments.compare import compare
+
+    result = compare("sentiment", fast=False, steps=8, budget={"test_items": 32}, progress=False,
+                     measure_energy=False)
+    return {row["method"]: {key: row[key] for key in ("peak_memory_mb", "peak_memory_increase_mb", "memory_kind")}
+            for row in result.rows}
 
 
 def worker_compare(after: bool) -> dict:
@@ -140,7 +154,7 @@ def ratio(after: float, before: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="904efbd", help="git ref of the 'before' code (default: %(default)s)")
-    parser.add_argument("--only", choices=["train", "compare"], help="one part only")
+    parser.add_argument("--only", choices=["train", "compare", "memory"], help="one part only")
     parser.add_argument("--workers", type=int, default=2, help="worker pairs for the train() part")
     parser.add_argument("--repeats", type=int, default=5, help="train() calls per worker")
     parser.add_argument("--objects", type=int, default=560_000, help="Python objects a train() worker holds")
@@ -153,6 +167,9 @@ def main() -> None:
         return
     if args.worker == "compare":
         print(json.dumps(worker_compare(args.after)))
+        return
+    if args.worker == "memory":
+        print(json.dumps(worker_memory()))
         return
 
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.before], capture_output=True,
@@ -190,6 +207,17 @@ def main() -> None:
                                                "ratio_after_cold_before": ratio(cold["wall_s"], before["wall_s"])}
             print(f"compare after/before: {record['summarisation_compare']['ratio_after_before']} (cold cache "
                   f"{record['summarisation_compare']['ratio_after_cold_before']})", flush=True)
+        if args.only in (None, "memory"):
+            stored = json.loads((ROOT / "results" / "sentiment" / "results.json").read_text())
+            memory = {"stored (results/sentiment, 266 steps)": {
+                row["method"]: {key: row[key] for key in ("peak_memory_mb", "peak_memory_increase_mb", "memory_kind")}
+                for row in stored["rows"]}}
+            memory["before"] = run_worker("memory", before_code, {})
+            memory["after"] = run_worker("memory", None, {})
+            for label, rows in memory.items():
+                print(f"memory increase, {label}: " + ", ".join(
+                    f"{method} {row['peak_memory_increase_mb']:.0f} MiB" for method, row in rows.items()), flush=True)
+            record["memory_columns"] = memory
     record["load_average_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(args.out.read_text()) if args.out.exists() else {}
