@@ -1,8 +1,10 @@
 """Two processes train like one: 2 CPU processes (``torchrun --nproc_per_node 2``, gloo) with a global batch
 of B rows give the same prefix, and the same full fine-tuning step, as one process with batch B.
 
-The same file is the worker: ``torchrun ... tests/test_distributed.py OUT`` runs ``main`` in each process
-(Accelerate inside ``train`` joins them), and process 0 saves what was trained to OUT for the test to compare.
+The same file is the worker: ``torchrun ... tests/test_distributed.py OUT COMPARE_OUT`` runs ``main`` in each
+process (Accelerate inside ``train`` joins them): process 0 saves what was trained to OUT for the tests to
+compare, then both run ``python -m tutorlib compare ... --out COMPARE_OUT`` as torchrun would. One launch for
+every test here: starting two processes that import torch costs more than most of what they then do.
 (``accelerate launch`` starts GPU processes the same way; for several CPU processes it wants MPI.)
 
 Tolerance: 2 processes average two half-batch gradients (each the mean over its 2 rows) where 1 process
@@ -73,8 +75,26 @@ def train_full_step():
     return {name: p.detach().clone() for name, p in method.state_dict().items()}, history
 
 
-def main(out: str) -> None:
-    """One process of the 2-process run: train, check what DDP synchronises, save (process 0)."""
+COMPARE_ARGS = ["compare", "--task", "sentiment", "--model", "tiny-bert", "--fast", "--steps", "4",
+                "--test-items", "21"]
+
+
+def run_compare_as_module(out: str) -> None:
+    """``python -m tutorlib compare COMPARE_ARGS --out OUT`` in this process, as torchrun's ``-m`` would run it."""
+    import runpy
+
+    argv = sys.argv
+    sys.argv = ["tutorlib", *COMPARE_ARGS, "--out", out]
+    try:
+        runpy.run_module("tutorlib", run_name="__main__", alter_sys=True)
+    except SystemExit as exit:
+        assert exit.code in (0, None), f"tutorlib compare exited with {exit.code}"
+    finally:
+        sys.argv = argv
+
+
+def main(out: str, compare_out: str) -> None:
+    """One process of the 2-process run: train, check what DDP synchronises, save (process 0), then compare."""
     from accelerate import Accelerator
     from datasets import Dataset
 
@@ -120,28 +140,36 @@ def main(out: str) -> None:
                     "processes": prefix_history.processes, "generated": generated, "served": served,
                     "full": full, "full_loss": full_history.loss, "ddp_names": names,
                     "skipped_steps": len(skipped.loss), "warned": warned}, out)
+    run_compare_as_module(compare_out)
 
 
-def launch(out: Path) -> subprocess.CompletedProcess:
+def launch(out: Path, compare_out: Path) -> subprocess.CompletedProcess:
     with socket.socket() as s:  # a free port for the processes to meet on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(PROCESSES),
-               "--master_addr", "127.0.0.1", "--master_port", str(port), __file__, str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+               "--master_addr", "127.0.0.1", "--master_port", str(port), __file__, str(out), str(compare_out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "TUTORLIB_DEBUG": "1"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env, cwd=compare_out.parent)
 
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp") / "trained.pt"
-    done = launch(out)
+    compare_out = tmp_path_factory.mktemp("compare") / "two"
+    done = launch(out, compare_out)
     assert done.returncode == 0, f"the 2-process run failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
-    return torch.load(out)
+    return {**torch.load(out), "stdout": done.stdout, "compare_out": compare_out}
 
 
-def test_two_processes_train_the_same_prefix_as_one(two_processes):
-    method, prefix, history = train_prefix()
+@pytest.fixture(scope="module")
+def one_process():
+    """The same prefix training in this one process: (method, trained tensors, history)."""
+    return train_prefix()
+
+
+def test_two_processes_train_the_same_prefix_as_one(two_processes, one_process):
+    method, prefix, history = one_process
     assert two_processes["processes"] == 2 and history.processes == 1
     assert sorted(two_processes["prefix"]) == sorted(prefix)
     for name, tensor in prefix.items():
@@ -158,8 +186,8 @@ def test_two_processes_make_the_same_full_fine_tuning_step(two_processes):
     assert two_processes["full_loss"] == pytest.approx(history.loss, rel=1e-5)
 
 
-def test_after_ddp_the_method_generates_and_serves(two_processes):
-    method, _, _ = train_prefix()
+def test_after_ddp_the_method_generates_and_serves(two_processes, one_process):
+    method, _, _ = one_process
     ids = global_batches(method.model.config.vocab_size, "lm")[0]["input_ids"][:2, :3]
     assert torch.equal(two_processes["generated"], method.generate(ids, max_new_tokens=2, do_sample=False))
     assert two_processes["served"].shape[:2] == (2, 3)
@@ -173,22 +201,13 @@ def test_a_batch_too_small_to_share_is_skipped_with_a_warning(two_processes):
     assert two_processes["warned"] and two_processes["skipped_steps"] == 2
 
 
-def test_compare_on_two_processes_scores_every_item_once_and_writes_once(tmp_path):
+def test_compare_on_two_processes_scores_every_item_once_and_writes_once(two_processes):
     """``torchrun --nproc_per_node 2 -m tutorlib compare ...``: one results folder, every test item scored
     once (in order), the table saying whose times it reports."""
     import json
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = tmp_path / "two"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-               "--master_port", str(port), "-m", "tutorlib", "compare", "--task", "sentiment", "--model", "tiny-bert",
-               "--fast", "--steps", "4", "--test-items", "21", "--out", str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "TUTORLIB_DEBUG": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
-    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
-    assert done.stdout.count("Processes: 2 trained together") == 1  # one process printed the table
+    out = two_processes["compare_out"]
+    assert two_processes["stdout"].count("Processes: 2 trained together") == 1  # one process printed the table
     results = json.loads((out / "results.json").read_text())
     assert results["environment"]["processes"] == 2
     assert [row["n"] for row in results["rows"]] == [21, 21]  # 21 items: slices of 11 and 10, gathered
@@ -198,7 +217,7 @@ def test_compare_on_two_processes_scores_every_item_once_and_writes_once(tmp_pat
     expected = list(load_dataset("movie-snippets")["test"].select(range(21))["id"])
     assert [p["id"] for p in predictions["prefix"]] == expected
     assert "Processes: 2" in (out / "table.txt").read_text()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["two"]  # no second, half-written folder
+    assert sorted(p.name for p in out.parent.iterdir()) == ["two"]  # no second, half-written folder
 
 
 def test_a_global_batch_is_cut_into_consecutive_shares():
@@ -216,4 +235,4 @@ def test_a_global_batch_is_cut_into_consecutive_shares():
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

@@ -347,3 +347,26 @@ def test_precision_and_accumulation_mistakes_are_explained():
     model, tok = load_model("tiny-gpt2")
     with pytest.raises(ValueError, match="needs a CUDA GPU"):
         train(model, [lm_batch(tok)], quiet(steps=1, mixed_precision="fp16"), progress=False)
+
+
+def test_a_callback_sees_every_step_and_can_stop_training():
+    from tutorlib.training.callbacks import TrainerCallback
+
+    class StopAtThree(TrainerCallback):
+        def __init__(self):
+            self.seen, self.ended = [], False
+
+        def on_step_end(self, run, values):
+            self.seen.append((values["step"], values["peak_memory_mb"] > 0))  # the memory callback ran first
+            run.stop_requested = values["step"] == 3
+
+        def on_train_end(self, run):
+            self.ended = True
+
+    model, tok = load_model("tiny-gpt2")
+    callback = StopAtThree()
+    history = train(model, [lm_batch(tok)], quiet(steps=10), progress=False, callbacks=[callback])
+    assert callback.seen == [(1, True), (2, True), (3, True)] and callback.ended
+    assert history.step == [1, 2, 3] and not history.interrupted  # stopped on purpose, not by Ctrl-C
+    with pytest.raises(ValueError, match="History.record needs exactly"):
+        history.record(step=4, loss=1.0)  # a step with missing numbers would make the lists unequal

@@ -113,7 +113,7 @@ def cmd_compare(args) -> int:
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
     fast = True if args.fast else None
     # Budget sizes given on the command line (a hand-made Namespace may lack them: then the mode's own).
-    sizes = {name: getattr(args, name, None) for name in ("batch_size", "max_length", "test_items")}
+    sizes = {name: getattr(args, name, None) for name in ("batch_size", "max_length", "test_items", "eval_batch_size")}
     rates = getattr(args, "lr", None)
     methods = check_methods(check_task(args.task), args.methods)  # checked here too: --lr is parsed against this list
     result = compare(args.task, model=args.model, dataset=args.dataset, methods=methods, steps=args.steps,
@@ -121,7 +121,7 @@ def cmd_compare(args) -> int:
                      budget={k: v for k, v in sizes.items() if v is not None} or None,
                      learning_rates=parse_rates(rates, methods) if rates else None,
                      split_seed=getattr(args, "split_seed", 0), device=getattr(args, "device", None) or "auto",
-                     overwrite=getattr(args, "overwrite", False))
+                     overwrite=getattr(args, "overwrite", False), use_cache=not getattr(args, "no_cache", False))
     if not is_main_process():  # launched on several processes: the main one reports
         return 0
     print()
@@ -364,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-size", type=int, default=None, help="training batch (global: shared by all processes)")
     c.add_argument("--max-length", type=int, default=None, help="tokens per training/test item (longer ones are cut)")
     c.add_argument("--test-items", type=int, default=None, help="score on the first N test items only")
+    c.add_argument("--eval-batch-size", type=int, default=None, help="items scored (summaries generated) at once "
+                                                                     "(default: the task's; summarise: chosen from free memory)")
+    c.add_argument("--no-cache", action="store_true", help="make the zero-shot row again instead of reusing a stored one")
     c.add_argument("--lr", default=None, help="learning rates: method=rate pairs (full=5e-5,prefix=1e-2) or one "
                                               "number for every method (default: each method's documented rate)")
     c.add_argument("--split-seed", type=int, default=0, help="which rows go to train/validation/test (data "

@@ -65,7 +65,8 @@ class RunBudget:
 
     ``train_examples``/``test_items``: None = the whole split (else its first N rows; the splits are
     already shuffled). ``steps``: None = one pass over the training batches. ``max_new_tokens``:
-    the length limit of generated text (tasks that generate).
+    the length limit of generated text (tasks that generate). ``eval_batch_size``: None = chosen from
+    the model and the free memory (:mod:`tutorlib.tasks.generation_batch`; each row records the one used).
     """
 
     train_examples: int | None
@@ -73,21 +74,21 @@ class RunBudget:
     batch_size: int
     max_length: int
     test_items: int | None
-    eval_batch_size: int
+    eval_batch_size: int | None
     max_new_tokens: int = 0
 
 
 BUDGETS = {
     # Fast (the README's main job, CI): a few minutes for both methods on a 2-core CPU.
     ("sentiment", True): RunBudget(512, 32, 16, 64, 300, 64),
-    ("summarise", True): RunBudget(32, 8, 4, 128, 10, 8, max_new_tokens=24),
+    ("summarise", True): RunBudget(32, 8, 4, 128, 10, None, max_new_tokens=24),
     # Full: sentiment one epoch of the whole train split (266 steps of 32); summarisation 75 steps of
     # 4 examples (one epoch of aclsum, 3/4 of nyt-leads) at 256 tokens, every test document.
     ("sentiment", False): RunBudget(None, None, 32, 64, None, 64),
-    ("summarise", False): RunBudget(None, 75, 4, 256, None, 8, max_new_tokens=48),
+    ("summarise", False): RunBudget(None, 75, 4, 256, None, None, max_new_tokens=48),
     # Workshop (TUTORLIB_MODE=workshop): minutes, and the same sign and rough size as full mode (docs/teaching.md).
     ("sentiment", "workshop"): RunBudget(None, 96, 32, 64, None, 64),
-    ("summarise", "workshop"): RunBudget(None, 25, 4, 192, 20, 8, max_new_tokens=32),
+    ("summarise", "workshop"): RunBudget(None, 25, 4, 192, 20, None, max_new_tokens=32),
 }
 
 
@@ -96,7 +97,7 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
             seed: int = 0, fast: bool | None = None, out_dir=None, progress: bool = True, tiny_data=None,
             learning_rates: dict[str, float] | None = None, measure_energy: bool = True,
             budget: dict | None = None, split_seed: int = 0, device: str = "auto",
-            overwrite: bool = False) -> ComparisonResult:
+            overwrite: bool = False, use_cache: bool = True) -> ComparisonResult:
     """Train and evaluate each method on ``task`` under one budget; return the :class:`ComparisonResult`.
 
     Args:
@@ -124,6 +125,8 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
             is one, else the CPU), "cpu", "cuda", "cuda:1", ...
         budget: overrides of the mode's :class:`RunBudget`, e.g. ``{"test_items": 4, "max_new_tokens": 16}``
             for a lesson that must finish in seconds (whole numbers >= 1; None for "all" where allowed).
+        use_cache: reuse the zero-shot row an earlier comparison stored for the same model, test rows and
+            generation settings (:mod:`tutorlib.experiments.zero_shot_cache`); False makes it again.
 
     Raises:
         ValueError: an unknown task, method, model or dataset (the message lists the valid ones),
@@ -172,7 +175,7 @@ def compare(task: str, *, model: str | None = None, dataset: str | None = None,
                              prefix_length=prefix_length, prefix_init_text=PREFIX_INIT_TEXT.get(task.name), seed=seed,
                              lr_by_name=get_method(method).parameter_learning_rates.get(task.name),
                              checkpoint_root=folder.checkpoints, device=device,
-                             progress=progress, measure_energy=measure_energy)
+                             progress=progress, measure_energy=measure_energy, use_cache=use_cache)
             runs.append(run)
             if run.history is not None and run.history.interrupted:
                 say(f"\ncompare: {method} was interrupted; the remaining methods are skipped and no output "

@@ -13,21 +13,22 @@ and its parameter accounting, so every method's row has the same keys.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 
+from tutorlib.experiments import zero_shot_cache
 from tutorlib.loading.data import load_dataset
 from tutorlib.loading.models import load_model
 from tutorlib.methods.registry import MethodSetup, get_method
 from tutorlib.tasks import terminology
+from tutorlib.tasks.generation_batch import generation_batch_size
 from tutorlib.tasks.metrics import paired_sign_flip_p
 from tutorlib.tasks.registry import Task, get_task
-from tutorlib.training.distributed import gather_in_order
+from tutorlib.training.distributed import gather_in_order, process_count
 from tutorlib.training.loop import History, TrainConfig, resolve_device, train
 from tutorlib.training.measure import RunCost, run_cost
 from tutorlib.training.memory_estimate import check_step_fits
@@ -46,6 +47,7 @@ class PreparedData:
     steps: int
     summary: dict
     term_vocabulary: object = None  # a terminology.Vocabulary when the data carries MeSH/chemical terms
+    dataset_name: str = ""  # the name it was loaded by ("tiny-data" for hand-made data)
 
 
 @dataclass
@@ -85,8 +87,7 @@ def prepare_data(task: str | Task, model_name: str, dataset_name: str, tiny_data
         test_rows = test_rows.select(range(min(budget.test_items, len(test_rows))))
     published = test_rows
     train_rows, test_rows = task.prepare_rows(train_rows), task.prepare_rows(test_rows)
-    _, tokenizer = load_model(model_name, task=task.head, seed=seed)  # checks the name early; weights freed
-    gc.collect()
+    _, tokenizer = load_model(model_name, task=task.head, seed=seed)  # checks the name early; weights dropped
     batches = task.make_batches(train_rows, tokenizer, batch_size=budget.batch_size, max_length=budget.max_length,
                                 shuffle=True, seed=seed)
     steps = budget.steps or len(batches)
@@ -94,10 +95,18 @@ def prepare_data(task: str | Task, model_name: str, dataset_name: str, tiny_data
                "epochs": steps / len(batches), "note": note, **task.describe_test(test_rows)}
     # Data that names its domain terms (MeSH headings, chemicals) is also scored on terminology.
     vocabulary = terminology.dataset_vocabulary(splits) if terminology.has_terms(test_rows) else None
-    return PreparedData(tokenizer, batches, test_rows, published, steps, summary, vocabulary)
+    return PreparedData(tokenizer, batches, test_rows, published, steps, summary, vocabulary, dataset_name)
 
 
 # ----------------------------------------------------------------------------- one method
+
+
+def scoring_batch_size(task: Task, tuned, budget) -> int:
+    """The budget's ``eval_batch_size``; None (a generating task's default) lets the kit choose the generation
+    batch from the model and the free memory (:func:`tutorlib.tasks.generation_batch.generation_batch_size`)."""
+    if budget.eval_batch_size is not None:
+        return budget.eval_batch_size
+    return generation_batch_size(tuned, max_length=budget.max_length)
 
 
 def evaluate(task: Task, tuned, tokenizer, data: PreparedData, budget) -> tuple[dict, list, list]:
@@ -114,13 +123,42 @@ def evaluate(task: Task, tuned, tokenizer, data: PreparedData, budget) -> tuple[
 def run_method(method: str, *, task: str, model_name: str, data: PreparedData, budget, lr: float | None,
                prefix_length: int, seed: int, checkpoint_root: Path, progress: bool = True,
                measure_energy: bool = True, prefix_init_text: str | None = None,
-               lr_by_name: dict[str, float] | None = None, device: str = "auto") -> MethodRun:
+               lr_by_name: dict[str, float] | None = None, device: str = "auto", use_cache: bool = True) -> MethodRun:
     """Fresh model -> wrap -> train (``data.steps`` steps) -> evaluate -> checkpoint -> one row.
     ``lr_by_name``: own rates for some parameters (see :class:`~tutorlib.training.loop.TrainConfig`).
     ``device``: where it trains and is scored ("auto", "cpu", "cuda", "cuda:1", ...).
+    ``use_cache``: a method that trains nothing (zero-shot) reuses the row an earlier comparison stored
+    for the same model, test rows and generation settings (:mod:`tutorlib.experiments.zero_shot_cache`),
+    and stores its own otherwise; False makes it again. One process only (several: always made).
 
     Raises:
         DoesNotFitError: one training step cannot fit in the device's free memory (checked first)."""
+    kwargs = dict(task=task, model_name=model_name, data=data, budget=budget, lr=lr, prefix_length=prefix_length,
+                  seed=seed, checkpoint_root=checkpoint_root, progress=progress, measure_energy=measure_energy,
+                  prefix_init_text=prefix_init_text, lr_by_name=lr_by_name, device=device)
+    if not use_cache or get_method(method).trains or process_count() > 1:
+        return _run_method(method, **kwargs)
+    key, facts = zero_shot_cache.key_of(task=get_task(task).name, method=method, model_name=model_name,
+                                        dataset_name=data.dataset_name, test_rows=data.test,
+                                        max_length=budget.max_length, max_new_tokens=budget.max_new_tokens,
+                                        seed=seed, device=resolve_device(device))
+    with zero_shot_cache.locked(key) as path:
+        stored = zero_shot_cache.load(key)
+        if stored is not None:
+            if progress:
+                print(f"{method}: reused from the cache ({path}): an earlier comparison made it with the same "
+                      f"model, test rows and generation settings (--no-cache makes it again)")
+            return MethodRun(method, {**stored["row"], "from_cache": True}, None, stored["predictions"],
+                             stored["examples"])
+        run = _run_method(method, **kwargs)
+        zero_shot_cache.save(key, facts, run.row, run.predictions, run.examples)
+        return run
+
+
+def _run_method(method: str, *, task: str, model_name: str, data: PreparedData, budget, lr: float | None,
+                prefix_length: int, seed: int, checkpoint_root: Path, progress: bool, measure_energy: bool,
+                prefix_init_text: str | None, lr_by_name: dict[str, float] | None, device: str) -> MethodRun:
+    """:func:`run_method` without the cache."""
     task = get_task(task)
     model, tokenizer = load_model(model_name, task=task.head, seed=seed)  # a fresh copy per method
     setup = MethodSetup(model_name=model_name, seed=seed, prefix_length=prefix_length,
@@ -132,14 +170,17 @@ def run_method(method: str, *, task: str, model_name: str, data: PreparedData, b
     tuned = get_method(method).wrap(model, setup)
     history = None
     if get_method(method).trains:
+        # collect_garbage: the memory columns are compared side by side, so each run's baseline holds live
+        # objects only (the one full collection of this method, before its timed steps).
         config = TrainConfig(steps=data.steps, lr=lr, lr_by_name=lr_by_name, seed=seed, measure_energy=measure_energy,
-                             device=device)
+                             device=device, collect_garbage=True)
         history = train(tuned, data.batches, config, progress=progress)
         if history.interrupted:  # stopping: no evaluation of a half-trained model
             return MethodRun(method, {"method": method, "interrupted": True, "steps_done": len(history.loss)},
                              history, [], [])
     else:
         tuned.to(where)  # a method that does not train is scored where the others are
+    budget = replace(budget, eval_batch_size=scoring_batch_size(task, tuned, budget))
     started = time.perf_counter()
     quality, predictions, examples = evaluate(task, tuned, tokenizer, data, budget)
     eval_seconds = time.perf_counter() - started
@@ -156,14 +197,14 @@ def run_method(method: str, *, task: str, model_name: str, data: PreparedData, b
     tail = losses[-max(1, len(losses) // 10):] if losses else []
     energy = history.energy if history is not None else None
     row = {"method": method, "lr": lr, "lr_by_name": lr_by_name, "interrupted": False, **quality,
-           "final_loss": float(np.mean(tail)) if tail else None, "eval_seconds": eval_seconds, **cost,
+           "final_loss": float(np.mean(tail)) if tail else None, "eval_seconds": eval_seconds,
+           "eval_batch_size": budget.eval_batch_size, "from_cache": False, **cost,
            # CPU-seconds of this process per step (all threads): far less sensitive than wall time to
            # other programs sharing the cores; None without an energy meter (it records them).
            "cpu_seconds_per_step": energy.cpu_seconds / len(losses) if energy and losses else None,
            "stored_params": stored,
            "trainable_fraction": cost["trainable_params"] / cost["total_params"] if cost["total_params"] else 0.0}
-    del tuned, model
-    gc.collect()  # the next method's memory is measured from here: free this one's model first
+    del tuned, model  # the next method's training collects what is left before it measures memory
     return MethodRun(method, row, history, predictions, examples)
 
 

@@ -18,23 +18,32 @@ import contextlib
 import math
 import os
 import random
-import signal
-import sys
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from tutorlib.training.distributed import (MIXED_PRECISION, TooFewRows, make_accelerator, process_count,
-                                           process_index, release_accelerator, share_of_batch)
-from tutorlib.training.measure import EnergyEstimate, EnergyMeter, PeakMemory, optimizer_state_bytes
+from tutorlib.training.callbacks import (
+    Callbacks,
+    StepClock,
+    TrainerCallback,
+    standard_callbacks,
+)
+from tutorlib.training.distributed import (
+    MIXED_PRECISION,
+    TooFewRows,
+    make_accelerator,
+    process_count,
+    process_index,
+    release_accelerator,
+    share_of_batch,
+)
+from tutorlib.training.measure import EnergyEstimate
 from tutorlib.training.parameters import count_parameters
 
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}  # ours -> transformers'
@@ -64,6 +73,10 @@ class TrainConfig:
     device: str = _option("auto", "'auto' (TUTORLIB_DEVICE if set, else cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ...")
     log_every: int = _option(1, "refresh the progress bar's loss and lr every this many steps")
     measure_energy: bool = _option(False, "estimate energy with tutorlib.training.measure.EnergyMeter (codecarbon if installed)")
+    collect_garbage: bool = _option(
+        False, "one full garbage collection before training (outside the timed steps), so that the memory "
+               "baseline holds live objects only: for memory compared side by side (a comparison sets it); "
+               "about 1 s in a process holding half a million Python objects")
     mixed_precision: str | None = _option(
         None, "'no' (fp32), 'bf16' or 'fp16' (CUDA only): forward and backward in 16 bits under autocast, the "
               "weights and AdamW's state stay fp32; None: what `accelerate launch --mixed_precision` says, else 'no'")
@@ -98,6 +111,10 @@ class TrainConfig:
     def batches_per_update(self) -> int:
         """``accumulate``, else the launcher's ``ACCELERATE_GRADIENT_ACCUMULATION_STEPS``, else 1."""
         return self.accumulate or int(os.environ.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "1"))
+
+    def evaluates_after(self, step: int) -> bool:
+        """Whether ``eval_fn`` runs after update ``step``: every ``eval_every`` steps, and after the last."""
+        return step == self.steps or bool(self.eval_every) and step % self.eval_every == 0
 
     @property
     def warmup_steps(self) -> int:
@@ -134,6 +151,15 @@ class History:
     energy: EnergyEstimate | None = None  # with TrainConfig(measure_energy=True)
     config: dict = field(default_factory=dict)
 
+    STEP_FIELDS = ("step", "loss", "lr", "seconds", "tokens", "grad_norm", "peak_memory_mb")
+
+    def record(self, **values) -> None:
+        """Append one update's numbers, one keyword per per-step list (all seven, so the lists stay equal)."""
+        if set(values) != set(self.STEP_FIELDS):
+            raise ValueError(f"History.record needs exactly {', '.join(self.STEP_FIELDS)}; got {', '.join(values)}.")
+        for name, value in values.items():
+            getattr(self, name).append(value)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -148,8 +174,7 @@ class History:
         """A pandas DataFrame: one row per step, or per evaluation with ``evals=True``."""
         import pandas as pd
 
-        names = ("step", "loss", "lr", "seconds", "tokens", "grad_norm", "peak_memory_mb")
-        return pd.DataFrame(self.evals if evals else {name: getattr(self, name) for name in names})
+        return pd.DataFrame(self.evals if evals else {name: getattr(self, name) for name in self.STEP_FIELDS})
 
     def __repr__(self) -> str:
         if not self.loss:
@@ -187,7 +212,8 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]], config: TrainConfig | None = None,
-          *, eval_fn: Callable[[nn.Module], Mapping[str, float]] | None = None, progress: bool = True) -> History:
+          *, eval_fn: Callable[[nn.Module], Mapping[str, float]] | None = None, progress: bool = True,
+          callbacks: Sequence[TrainerCallback] = ()) -> History:
     """Train the ``requires_grad`` parameters of ``method`` for ``config.steps`` updates; return the History.
 
     ``train_batches``: a list or DataLoader (read again and again) of dicts of tensors, e.g. input_ids,
@@ -195,6 +221,8 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
     gradients. Ctrl-C stops after the current step (twice: at once) and returns the history so far with
     ``interrupted=True``. A nan/inf loss or gradient raises :class:`TrainingDiverged` before it changes a
     weight. The method stays on the device, in the train/eval mode it came in, without gradients.
+    ``callbacks``: your own :class:`~tutorlib.training.callbacks.TrainerCallback` s, called after the
+    standard ones (energy, memory, progress bar, Ctrl-C).
 
     Hugging Face Accelerate does the device work: mixed precision (``config.mixed_precision``), gradient
     accumulation (``config.accumulate`` batches per update) and, when several processes were launched
@@ -203,95 +231,122 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
     method given is the one trained (the DDP wrapper is dropped at the end), ready for generation or saving.
     """
     config = config or TrainConfig()
-    processes, rank = process_count(), process_index()
-    accelerator = make_accelerator(config.precision, resolve_device(config.device))
-    device = resolve_device(config.device) if processes == 1 else accelerator.device
-    seed_everything(config.seed)
-    method.to(device)
-    params = [p for p in method.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("The method has no trainable parameters (none has requires_grad=True): nothing to train.")
-    optimizer = torch.optim.AdamW(parameter_groups(method, config), lr=config.lr, betas=config.betas)
-    # The schedule is stepped by hand, once per update: Accelerate's wrapper would step it once per process.
-    scheduler = get_scheduler(SCHEDULES[config.schedule], optimizer, num_warmup_steps=config.warmup_steps,
-                              num_training_steps=config.steps)
-    model, optimizer = accelerator.prepare(method, optimizer)  # several processes: model is DDP(method)
-    history = History(device=str(device), trainable_params=count_parameters(method).trainable,
-                      config=asdict(config), processes=processes, mixed_precision=config.precision,
-                      batches_per_update=config.batches_per_update)
-    was_training, started = method.training, time.perf_counter()
-    too_few_rows = TooFewRows(processes)
-    batches = (b for b in _cycle(train_batches) if too_few_rows.keep(b))
-    # Energy first: codecarbon's import and ~2.5 s set-up must not count as training memory or time.
-    energy = EnergyMeter().start() if config.measure_energy and rank == 0 else None
-    memory = PeakMemory(device).start()
-    history.memory_kind, history.memory_baseline_mb = memory.kind, memory.baseline_mb
-    bar = tqdm(total=config.steps, desc="training", disable=not progress or rank != 0, dynamic_ncols=True)
-    try:
-        with _StopOnCtrlC() as ctrl_c:
-            if eval_fn is not None and config.eval_at_start:
-                _evaluate(method, eval_fn, 0, history, bar)
-            model.train()
-            for step in range(1, config.steps + 1):
-                update_batches = [next(batches) for _ in range(config.batches_per_update)]
-                tick = time.perf_counter()
+    run = TrainingRun.start(method, config)  # device, Accelerate, AdamW and its schedule, an empty History
+    batches = run.batches_from(train_batches)  # cycled; with N processes, batches too small to share skipped
+    history, optimizer = run.history, run.optimizer
+    with Callbacks(run, [*standard_callbacks(config, progress, run.rank), *callbacks]) as hooks:
+        if eval_fn is not None and config.eval_at_start:
+            _evaluate(run, eval_fn, 0, hooks)
+        run.model.train()
+        for step in range(1, config.steps + 1):
+            update_batches = [next(batches) for _ in range(config.batches_per_update)]
+            with StepClock(run.device) as clock:
                 lr = optimizer.param_groups[0]["lr"]
-                loss_value, tokens = _forward_backward(model, accelerator, update_batches, processes, rank, device)
-                _stop_if_not_finite(loss_value, "loss", step, lr, config, history)
+                loss, tokens = _forward_backward(run, update_batches)
+                _stop_if_not_finite(loss, "loss", step, lr, config, history)
                 if step == 1:
-                    _check_every_trainable_gets_a_gradient(method, processes)
-                grad_norm = float(accelerator.clip_grad_norm_(params, config.max_grad_norm or math.inf))
+                    _check_every_trainable_gets_a_gradient(method, run.processes)
+                grad_norm = run.clip_gradients()
                 _stop_if_not_finite(grad_norm, "gradient norm", step, lr, config, history)
                 optimizer.step()
-                if not accelerator.optimizer_step_was_skipped:  # fp16: a step with overflowing gradients is skipped
-                    scheduler.step()
+                run.step_schedule()
                 optimizer.zero_grad(set_to_none=True)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)  # the step's queued kernels belong to this step's time
-                history.step.append(step)
-                history.loss.append(loss_value)
-                history.lr.append(lr)
-                history.seconds.append(time.perf_counter() - tick)
-                history.tokens.append(tokens)
-                history.grad_norm.append(grad_norm)
-                history.peak_memory_mb.append(memory.peak_mb)
-                if step == 1:  # AdamW creates its state at the first update
-                    history.optimizer_state_bytes = optimizer_state_bytes(optimizer.optimizer)
-                bar.update(1)
-                if step % config.log_every == 0:
-                    bar.set_postfix(loss=f"{history.loss[-1]:.4f}", lr=f"{lr:.2e}")
-                if eval_fn is not None and (step == config.steps or config.eval_every and step % config.eval_every == 0):
-                    _evaluate(method, eval_fn, step, history, bar)
-                if ctrl_c.requested:
-                    raise KeyboardInterrupt
-    except KeyboardInterrupt:  # a notebook user wants the curve so far, not a traceback
-        history.interrupted = True
-        print(f"\nTraining stopped by Ctrl-C after step {len(history.loss)} of {config.steps}; returning the "
-              f"history so far (history.interrupted is True). The weights are those after that step.", file=sys.stderr)
-    finally:
-        bar.close()
-        memory.stop()
-        history.energy = energy.stop() if energy is not None else None
-        optimizer.zero_grad(set_to_none=True)  # free the gradients' memory
-        accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # mixed precision: the plain forward again
-        accelerator.free_memory()
-        release_accelerator()
-        method.train(was_training)
-        history.total_seconds = time.perf_counter() - started
+            values = {"step": step, "loss": loss, "lr": lr, "seconds": clock.seconds, "tokens": tokens,
+                      "grad_norm": grad_norm}
+            hooks.on_step_end(values)  # the memory callback adds peak_memory_mb; the progress bar moves
+            history.record(**values)
+            if eval_fn is not None and config.evaluates_after(step):
+                _evaluate(run, eval_fn, step, hooks)
+            if run.stop_requested:  # Ctrl-C (or a callback): stop after this step
+                break
     return history
 
 
-def _forward_backward(model: nn.Module, accelerator, batches: list[Mapping], processes: int, rank: int,
-                      device: torch.device) -> tuple[float, int]:
+@dataclass
+class TrainingRun:
+    """Everything one ``train()`` call sets up, for the loop and its callbacks: the ``method`` and ``model``
+    (the same module, or DDP around it with several processes), ``optimizer`` (Accelerate's wrapper around
+    ``adamw``) of the trainable ``params``, the learning-rate ``scheduler``, the ``accelerator``, ``device``,
+    ``processes`` and this process's ``rank``, the ``config`` and the ``history`` being filled."""
+
+    method: nn.Module
+    model: nn.Module
+    params: list[nn.Parameter]
+    adamw: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    accelerator: object
+    device: torch.device
+    processes: int
+    rank: int
+    config: TrainConfig
+    history: History
+    was_training: bool
+    started: float
+    stop_requested: bool = False
+
+    @classmethod
+    def start(cls, method: nn.Module, config: TrainConfig) -> TrainingRun:
+        """Seed, place the method, build AdamW (:func:`parameter_groups`) and its schedule, let Accelerate
+        prepare both (mixed precision, DDP), and start an empty History."""
+        started, processes = time.perf_counter(), process_count()
+        device = resolve_device(config.device)
+        accelerator = make_accelerator(config.precision, device)
+        device = device if processes == 1 else accelerator.device  # launched: Accelerate's one device per process
+        seed_everything(config.seed)
+        method.to(device)
+        params = [p for p in method.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("The method has no trainable parameters (none has requires_grad=True): nothing to train.")
+        adamw = torch.optim.AdamW(parameter_groups(method, config), lr=config.lr, betas=config.betas)
+        # The schedule is stepped by hand, once per update: Accelerate's wrapper would step it once per process.
+        scheduler = get_scheduler(SCHEDULES[config.schedule], adamw, num_warmup_steps=config.warmup_steps,
+                                  num_training_steps=config.steps)
+        model, optimizer = accelerator.prepare(method, adamw)  # several processes: model is DDP(method)
+        history = History(device=str(device), trainable_params=count_parameters(method).trainable,
+                          config=asdict(config), processes=processes, mixed_precision=config.precision,
+                          batches_per_update=config.batches_per_update)
+        return cls(method, model, params, adamw, optimizer, scheduler, accelerator, device, processes, process_index(),
+                   config, history, method.training, started)
+
+    def batches_from(self, train_batches: Iterable) -> Iterator:
+        """The batches forever (:func:`_cycle`), without the global batches too small to give every process a row."""
+        too_few_rows = TooFewRows(self.processes)
+        return (batch for batch in _cycle(train_batches) if too_few_rows.keep(batch))
+
+    def clip_gradients(self) -> float:
+        """Clip the gradients' global L2 norm to ``config.max_grad_norm``; return the norm before clipping."""
+        return float(self.accelerator.clip_grad_norm_(self.params, self.config.max_grad_norm or math.inf))
+
+    def step_schedule(self) -> None:
+        """Move the learning rate on, unless fp16's loss scaling skipped this update (overflowing gradients)."""
+        if not self.accelerator.optimizer_step_was_skipped:
+            self.scheduler.step()
+
+    def finish(self) -> None:
+        """Leave the method as ``train()`` promises: no gradients, plain forward, its train/eval mode, and
+        AdamW's moments freed now (not whenever Python's garbage collector next runs)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.adamw.state.clear()  # the moments: 2 x 4 bytes per trainable parameter
+        self.accelerator.unwrap_model(self.model, keep_fp32_wrapper=False)  # mixed precision: the plain forward
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()  # give the cached blocks back, for the next run's "does it fit" check
+        release_accelerator()
+        self.method.train(self.was_training)
+        self.history.total_seconds = time.perf_counter() - self.started
+
+
+def _forward_backward(run: TrainingRun, batches: list[Mapping]) -> tuple[float, int]:
     """One update's gradients from ``batches`` (one, or several with gradient accumulation): this process
     runs its share of each global batch, each loss divided by ``len(batches)`` so that the gradients add up
     to the mean's. Gradients are averaged across processes only at the last batch (``no_sync`` before).
     Returns (the mean loss over the batches and the processes, the real tokens of the global batches)."""
+    model, accelerator, processes = run.model, run.accelerator, run.processes
     losses, tokens, accumulate = [], 0, len(batches)
     for micro, batch in enumerate(batches):
         tokens += _count_tokens(batch)  # the global batch's: the same on every process
-        share = share_of_batch(batch, rank, processes)
-        share = {k: v.to(device) if torch.is_tensor(v) else v for k, v in share.items()}
+        share = share_of_batch(batch, run.rank, processes)
+        share = {k: v.to(run.device) if torch.is_tensor(v) else v for k, v in share.items()}
         last = micro == accumulate - 1
         with contextlib.nullcontext() if last else accelerator.no_sync(model):
             loss = getattr(model(**share), "loss", None)  # a scalar tensor
@@ -382,38 +437,15 @@ def _check_every_trainable_gets_a_gradient(method: nn.Module, processes: int) ->
     warnings.warn(message)
 
 
-def _evaluate(method: nn.Module, eval_fn: Callable, step: int, history: History, bar) -> None:
+def _evaluate(run: TrainingRun, eval_fn: Callable, step: int, hooks: Callbacks) -> None:
     """Run ``eval_fn`` in eval mode without gradients, record its metrics, go back to train mode."""
-    method.eval()
+    run.method.eval()
     try:
         with torch.no_grad():
-            metrics = eval_fn(method)
+            metrics = eval_fn(run.method)
     finally:
-        method.train()
+        run.method.train()
     if not isinstance(metrics, Mapping):
         raise TypeError(f"eval_fn must return a dict such as {{'accuracy': 0.8}}, got {type(metrics).__name__}.")
-    history.evals.append({"step": step, **{name: float(value) for name, value in metrics.items()}})
-    if not bar.disable:
-        bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in history.evals[-1].items() if k != "step"))
-
-
-class _StopOnCtrlC:
-    """First Ctrl-C: finish the current step, then stop (never a half-updated model); second: stop at once.
-    Signals reach only the main thread (where a notebook cell runs); elsewhere Ctrl-C acts as usual."""
-
-    requested, _previous = False, None
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nCtrl-C: stopping after this step (press again to stop at once).", file=sys.stderr)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler) or signal.default_int_handler
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+    run.history.evals.append({"step": step, **{name: float(value) for name, value in metrics.items()}})
+    hooks.on_evaluate(run.history.evals[-1])

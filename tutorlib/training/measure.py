@@ -65,11 +65,16 @@ def _lifetime_peak_rss_bytes() -> int | None:
     return peak if sys.platform == "darwin" else peak * 1024  # macOS counts bytes, Linux KiB
 
 
-def _return_freed_memory_to_os() -> None:
+def _return_freed_memory_to_os(collect_garbage: bool = True) -> None:
     """Let RSS count live memory only. Without this, glibc keeps freed pages resident, and a run made
     right after a bigger one reuses them: measured here, a frozen-model run after a full fine-tuning
-    run showed +0 MiB instead of the +75 MiB it shows in a fresh process (with this: +62 to +83 MiB)."""
-    gc.collect()
+    run showed +0 MiB instead of the +75 MiB it shows in a fresh process (with this: +62 to +83 MiB).
+
+    ``collect_garbage`` first runs a full garbage collection, so that objects kept alive only by reference
+    cycles (a dropped model, say) are freed too. It walks every Python object: about 1 s in a process
+    holding half a million of them (a lesson's kernel, a test run); the trim alone takes milliseconds."""
+    if collect_garbage:
+        gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to trim
@@ -95,13 +100,15 @@ class PeakMemory:
     so a second run in the same process would inherit the first one's peak. When the block does set a
     new lifetime record, ``ru_maxrss`` is used too, so that peak is exact rather than sampled. RSS is the
     whole process (Python, libraries, the model, data), so ``increase_mb`` is the fairer side-by-side number;
-    ``start()`` first returns freed memory to the OS (glibc ``malloc_trim``), or a later run would reuse it.
+    ``start()`` first returns freed memory to the OS (glibc ``malloc_trim``), or a later run would reuse it,
+    after a full garbage collection unless ``collect_garbage=False`` (then memory held only by reference
+    cycles stays in the baseline until Python's own collector frees it, possibly during the block).
     CUDA (``kind="cuda-allocated"``): ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``;
     tensors only, not the CUDA context or the allocator's cache.
     """
 
-    def __init__(self, device: str | torch.device = "cpu", interval_s: float = 0.005):
-        self.device = torch.device(device)
+    def __init__(self, device: str | torch.device = "cpu", interval_s: float = 0.005, collect_garbage: bool = True):
+        self.device, self.collect_garbage = torch.device(device), collect_garbage
         self.kind = "cuda-allocated" if self.device.type == "cuda" else "cpu-rss"
         self.interval_s, self.baseline_mb = interval_s, 0.0
         self._peak_bytes, self._lifetime_at_start, self._stopped = 0, None, False
@@ -114,7 +121,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.baseline_mb = to_mib(torch.cuda.memory_allocated(self.device))
             return self
-        _return_freed_memory_to_os()
+        _return_freed_memory_to_os(self.collect_garbage)
         self._lifetime_at_start, self._peak_bytes = _lifetime_peak_rss_bytes(), _rss_bytes()
         self.baseline_mb = to_mib(self._peak_bytes)
         self._stop.clear()
