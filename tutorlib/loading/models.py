@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -34,6 +35,7 @@ from transformers import (
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from tutorlib.loading.architectures import UnsupportedModelError, architecture_of, set_model_name
+from tutorlib.loading.threads import apply_threads
 
 TASKS = ("causal-lm", "classification", "encoder")
 
@@ -191,11 +193,16 @@ def load_model(name: str, *, task: str | None = None, num_labels: int = 2, seed:
     The first ``load_model("smollm2-135m")`` converts its 4-bit GGUF to fp32 once (30-60 s);
     later loads take about a second (see :func:`prepare_offline_model`).
 
+    The first call in a process also sets torch's intra-op threads to this process's share of the machine
+    (``TUTORLIB_THREADS``; see :mod:`tutorlib.loading.threads`).
+
     Raises:
         UnknownModelError: the name is neither known nor loadable from the hub or its cache.
+        tutorlib.loading.threads.ThreadsSettingError: ``TUTORLIB_THREADS`` is not a thread count.
         ValueError: an unknown task, or ``"causal-lm"`` for a BERT encoder (it cannot generate).
         tutorlib.loading.assets.OfflineError: an offline artifact is missing and cannot be downloaded.
     """
+    apply_threads()  # once per process: torch's threads sized to this process's share of the machine
     info = KNOWN_MODELS.get(name)
     if task is None:
         task = info.default_task if info else "causal-lm"
@@ -272,12 +279,29 @@ def prepare_offline_model(name: str) -> Path:
 
 def _load_offline(info: ModelInfo, task: str, num_labels: int, seed: int):
     """Load an offline model from its prepared folder: fp32, new head seeded with ``seed``."""
-    folder = prepare_offline_model(info.name)
-    tok = AutoTokenizer.from_pretrained(folder)
-    torch.manual_seed(seed)  # the only random weights are a new classification head
-    model = _with_head(task, _AUTO[task].from_pretrained(folder, dtype=torch.float32), num_labels)
+    with _no_progress_bars():
+        folder = prepare_offline_model(info.name)
+        tok = AutoTokenizer.from_pretrained(folder)
+        torch.manual_seed(seed)  # the only random weights are a new classification head
+        model = _with_head(task, _AUTO[task].from_pretrained(folder, dtype=torch.float32), num_labels)
     _set_pad_token(model, tok)
     return model, tok
+
+
+@contextmanager
+def _no_progress_bars():
+    """transformers' "Loading weights" bar off for the block (a local folder loads in about a second).
+
+    In a notebook the bar is a widget, and a saved notebook keeps only its first frame: "Loading weights:
+    0%" under every cell that loads a model. Hub loads keep their bars: a download's progress is news.
+    """
+    was_on = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            transformers.utils.logging.enable_progress_bar()
 
 
 def _load_hub(name: str, task: str, num_labels: int, seed: int):
