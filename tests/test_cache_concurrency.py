@@ -163,7 +163,9 @@ def _the_cache_loads(cache: Path) -> None:
     assert leftovers(cache) == []
 
 
+# One SmolLM2 conversion each (the conversion is most of it): 11 min here at load average 25-30, on 2 cores.
 @pytest.mark.real
+@pytest.mark.timeout(1800)
 def test_four_download_all_prepare_at_once_on_one_empty_cache(empty_real_cache):
     """The issue's reproduction: several `tutorlib download --all --prepare` on one empty cache."""
     cache, env = empty_real_cache
@@ -176,6 +178,7 @@ def test_four_download_all_prepare_at_once_on_one_empty_cache(empty_real_cache):
 
 
 @pytest.mark.real
+@pytest.mark.timeout(1800)
 def test_killed_during_conversion_the_others_finish(empty_real_cache):
     cache, env = empty_real_cache
     victim = _download_all(env)
