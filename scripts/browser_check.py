@@ -54,6 +54,11 @@ def start_lab(folder: Path, port: int, token: str, log) -> subprocess.Popen:
     settings = folder.parent / f"{folder.name}-settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True, exist_ok=True)
     (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    # No "Would you like to get notified about official Jupyter news?" pop-up over the lesson: news never
+    # fetched (so never asked about), no update check.
+    notices = settings.parent / "apputils-extension"
+    notices.mkdir(parents=True, exist_ok=True)
+    (notices / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
     env = {**os.environ, "TUTORLIB_MODE": "fast", "TUTORLIB_OFFLINE": "1",
            "JUPYTERLAB_SETTINGS_DIR": str(folder.parent / f"{folder.name}-settings")}
     lab = subprocess.Popen([str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", f"--port={port}",

@@ -7,7 +7,9 @@
 #   WHEELHOUSE=/media/usb/wheels scripts/venv.sh
 #                                    offline: every package from that folder, never the network (`make wheelhouse`)
 # A CUDA build of torch is never downloaded by accident: torch is pinned to the CPU wheel when one
-# lies on disk (PIP_FIND_LINKS / /opt/wheels), otherwise taken from PyTorch's CPU index.
+# lies on disk (PIP_FIND_LINKS / /opt/wheels), otherwise taken from PyTorch's CPU index. The lock
+# (torch==X+cpu, no CUDA package) is read as constraints without its index line: uv would otherwise look
+# for every package on PyTorch's index first, and an offline machine cannot reach it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -21,10 +23,13 @@ fi
 start=$(date +%s)
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 uv_run=("$VENV/bin/uv" pip install -q --python "$VENV/bin/python")
+constraints=$(mktemp)
+trap 'rm -f "$constraints"' EXIT
+grep -v '^--' "$LOCK" > "$constraints"
 if [ -n "${WHEELHOUSE:-}" ]; then
   # Offline: pip itself installs uv from the wheelhouse, then uv takes everything from there.
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$WHEELHOUSE" uv
-  "${uv_run[@]}" --offline --no-index --find-links "$WHEELHOUSE" -c "$LOCK" -e ".[dev,browser]"
+  "${uv_run[@]}" --offline --no-index --find-links "$WHEELHOUSE" -c "$constraints" -e ".[dev,browser]"
 else
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check uv
   links=()
@@ -39,7 +44,7 @@ else
   if [ -n "${LATEST:-}" ]; then
     "${uv_run[@]}" "${links[@]}" --upgrade "$TORCH" -e ".[dev,browser]"   # the newest allowed, lock ignored
   else
-    "${uv_run[@]}" "${links[@]}" -c "$LOCK" "$TORCH" -e ".[dev,browser]"  # the tested versions
+    "${uv_run[@]}" "${links[@]}" -c "$constraints" "$TORCH" -e ".[dev,browser]"  # the tested versions
   fi
 fi
 touch "$stamp"

