@@ -232,7 +232,7 @@ def _incomplete_beta_fraction(a: float, b: float, x: float) -> float:
     tiny, c, d = 1e-300, 1.0, 1.0 - (a + b) * x / (a + 1.0)
     d = 1.0 / (d if abs(d) > tiny else tiny)
     result = d
-    for m in range(1, 500):
+    for m in range(1, 10_000):  # (a few dozen steps on the side where it is used)
         for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),  # even step
                           -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):  # odd step
             d = 1.0 + numerator * d
@@ -258,12 +258,17 @@ def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
 
 
 def student_t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t with ``df`` degrees of freedom: 1 - I_{df/(df+t^2)}(df/2, 1/2) / 2 for t > 0."""
+    """P(T <= t) for Student's t with ``df`` degrees of freedom: 1 - I_{df/(df+t^2)}(df/2, 1/2) / 2 for t > 0.
+
+    (I_x(a, b) = 1 - I_{1-x}(b, a): the form whose x is not close to 1 is the one computed.)"""
     if df <= 0:
         raise ValueError(f"Student's t needs df > 0 degrees of freedom; got df={df}.")
     if math.isinf(t):
         return 1.0 if t > 0 else 0.0
-    tail = 0.5 * regularized_incomplete_beta(df / 2.0, 0.5, df / (df + t * t))  # P(T > |t|)
+    if t * t < df:  # x = df / (df + t^2) is near 1: use its complement, computed without cancellation
+        tail = 0.5 * (1.0 - regularized_incomplete_beta(0.5, df / 2.0, t * t / (df + t * t)))  # P(T > |t|)
+    else:
+        tail = 0.5 * regularized_incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
     return 1.0 - tail if t > 0 else tail
 
 
