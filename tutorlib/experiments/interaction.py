@@ -24,21 +24,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# 97.5% quantile of Student's t with df degrees of freedom (df = seeds - 1), for a 95% interval.
-# Values from any t table; beyond 30 the normal quantile 1.96 is within 2%.
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-         10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110,
-         18: 2.101, 19: 2.093, 20: 2.086, 25: 2.060, 30: 2.042}
-
+from tutorlib.tasks.metrics import t_quantile
 
 def t_quantile_975(df: int) -> float:
-    """The 97.5% point of Student's t with ``df`` degrees of freedom (a table; 1.96 beyond 30)."""
+    """The 97.5% point of Student's t with ``df`` degrees of freedom (exact for any df; df = 2: 4.303)."""
     if df < 1:
         raise ValueError(f"A t interval needs at least 2 values (df >= 1); got df={df}.")
-    if df in T_975:
-        return T_975[df]
-    below = max(k for k in T_975 if k <= df) if df <= 30 else None
-    return T_975[below] if below is not None else 1.96
+    return t_quantile(0.975, df)
 
 
 def mean_interval(values: Sequence[float]) -> dict:

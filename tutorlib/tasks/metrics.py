@@ -20,7 +20,11 @@ so results go straight into a JSON file or a table. Why these four:
 * a model that says "90% sure" should be right 90% of the time: the **expected calibration
   error** measures how far it is from that.
 
-For scores rather than right/wrong (a summary's ROUGE), :func:`paired_sign_flip_p` is the paired test.
+For scores rather than right/wrong (a summary's ROUGE), :func:`sign_flip_test` is the paired test of
+"is there a difference?", and :func:`paired_equivalence` the test of the opposite claim, "the two are
+the same within a margin" (two one-sided tests, TOST): a large p-value from the first is *no evidence of
+a difference*, never evidence of no difference. :func:`t_quantile` gives the Student-t points both need,
+for any degrees of freedom, from :func:`student_t_cdf` (the regularized incomplete beta, by hand).
 """
 
 from __future__ import annotations
@@ -151,10 +155,188 @@ def mcnemar(pred_a: ArrayLike, pred_b: ArrayLike, labels: ArrayLike) -> float:
 
 
 def paired_sign_flip_p(a: np.ndarray, b: np.ndarray, draws: int = 10_000, seed: int = 0) -> float:
-    """Two-sided paired randomisation test of mean(a - b) = 0: flip the sign of each item's difference
-    at random (what "no difference" would allow) and count how often the mean is as far from 0."""
-    diff = np.asarray(a, float) - np.asarray(b, float)  # (N,)
-    observed = abs(diff.mean())
-    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(draws, len(diff)))  # (draws, N)
-    extreme = np.sum(np.abs((signs * diff).mean(axis=1)) >= observed - 1e-12)
-    return float((extreme + 1) / (draws + 1))
+    """The p-value of :func:`sign_flip_test` alone (a float), for code that stores only the number."""
+    return sign_flip_test(a, b, draws=draws, seed=seed)["p_value"]
+
+
+# Up to this many items every sign pattern is enumerated (2**16 = 65,536 patterns): the p-value is exact.
+EXACT_SIGN_FLIP_ITEMS = 16
+
+
+def sign_flip_test(a: ArrayLike, b: ArrayLike, draws: int = 10_000, seed: int = 0) -> dict:
+    """Two-sided paired randomisation test of mean(a - b) = 0, with what its p-value is.
+
+    If the two were the same, each item's difference would be as likely to have the other sign, so the
+    test flips signs (every pattern when N <= ``EXACT_SIGN_FLIP_ITEMS``, else ``draws`` random patterns)
+    and counts how often the mean is as far from 0 as the observed one.
+
+    Args:
+        a, b: (N,) one score per item for each method, on the same items (e.g. ROUGE-L).
+        draws: random sign patterns when N is too large to enumerate.
+        seed: the random generator's seed (the result is reproducible).
+
+    Returns:
+        {p_value, kind ("exact" or "monte carlo"), draws (patterns counted), at_floor, n, mean_difference}.
+        A Monte Carlo p is (extreme + 1) / (draws + 1), so it can never go below 1 / (draws + 1):
+        ``at_floor`` is True when no random pattern was as extreme, and then the honest statement is
+        ``p < 1 / (draws + 1)`` (:func:`format_p` writes it that way), not "p = 0.0001".
+    """
+    x, y = _as_1d("a", a).astype(float), _as_1d("b", b).astype(float)
+    n = _same_length(a=x, b=y)
+    if n == 0:
+        raise ValueError("A paired test needs at least one item scored by both methods; got none.")
+    diff = x - y  # (N,)
+    observed = abs(diff.mean()) - 1e-12  # a pattern "as far" includes ties up to rounding
+    if n <= EXACT_SIGN_FLIP_ITEMS:
+        patterns = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1) * 2.0 - 1.0  # (2**N, N) every sign pattern
+        extreme = int(np.sum(np.abs(patterns @ diff) / n >= observed))
+        return {"p_value": extreme / 2**n, "kind": "exact", "draws": 2**n, "at_floor": False, "n": n,
+                "mean_difference": float(diff.mean())}
+    if draws < 1:
+        raise ValueError(f"draws must be a positive whole number of random sign patterns; got {draws}.")
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(draws, n))  # (draws, N)
+    extreme = int(np.sum(np.abs((signs * diff).mean(axis=1)) >= observed))
+    return {"p_value": float((extreme + 1) / (draws + 1)), "kind": "monte carlo", "draws": draws,
+            "at_floor": extreme == 0, "n": n, "mean_difference": float(diff.mean())}
+
+
+def format_p(test: dict, digits: int = 2) -> str:
+    """A p-value as text that says what it is: "p < 0.0001" at a Monte Carlo floor, else "p = 0.59".
+
+    ``test`` is a result of :func:`sign_flip_test` (or any dict with ``p_value`` and optionally
+    ``at_floor`` and ``draws``). The bound is 1 / (draws + 1), written with its leading digits.
+    """
+    p = test["p_value"]
+    if test.get("at_floor"):
+        bound = 1 / (test["draws"] + 1)
+        return f"p < {_significant(math.ceil(bound * 10**6) / 10**6, 1)}"  # 1/10,001 -> "p < 0.0001"
+    return f"p = {_significant(p, digits)}"
+
+
+def _significant(x: float, digits: int) -> str:
+    """x with ``digits`` significant digits, in scientific notation below 0.0001 (2.9e-6), else plainly."""
+    if x == 0:
+        return "0"
+    if abs(x) < 1e-4:
+        mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    decimals = max(digits - 1 - math.floor(math.log10(abs(x))), 0)
+    return f"{x:.{decimals}f}"
+
+
+# ----------------------------------------------------------------------------- Student's t, by hand
+
+
+def _incomplete_beta_fraction(a: float, b: float, x: float) -> float:
+    """The continued fraction of the regularized incomplete beta (modified Lentz's method)."""
+    tiny, c, d = 1e-300, 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    result = d
+    for m in range(1, 10_000):  # (a few dozen steps on the side where it is used)
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),  # even step
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):  # odd step
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            result *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return result
+
+
+def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
+    """I_x(a, b) = B(x; a, b) / B(a, b), for a, b > 0 and x in [0, 1] (the cdf of a Beta(a, b))."""
+    if not 0.0 <= x <= 1.0:
+        raise ValueError(f"x must be in [0, 1]; got {x}.")
+    if x in (0.0, 1.0):
+        return x
+    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):  # the fraction converges fast on this side
+        return math.exp(log_front) * _incomplete_beta_fraction(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _incomplete_beta_fraction(b, a, 1.0 - x) / b
+
+
+def student_t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with ``df`` degrees of freedom: 1 - I_{df/(df+t^2)}(df/2, 1/2) / 2 for t > 0.
+
+    (I_x(a, b) = 1 - I_{1-x}(b, a): the form whose x is not close to 1 is the one computed.)"""
+    if df <= 0:
+        raise ValueError(f"Student's t needs df > 0 degrees of freedom; got df={df}.")
+    if math.isinf(t):
+        return 1.0 if t > 0 else 0.0
+    if t * t < df:  # x = df / (df + t^2) is near 1: use its complement, computed without cancellation
+        tail = 0.5 * (1.0 - regularized_incomplete_beta(0.5, df / 2.0, t * t / (df + t * t)))  # P(T > |t|)
+    else:
+        tail = 0.5 * regularized_incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t > 0 else tail
+
+
+def t_quantile(probability: float, df: float) -> float:
+    """The point t with P(T <= t) = probability, for Student's t with ``df`` degrees of freedom (any df > 0).
+
+    Found by bisection on :func:`student_t_cdf` to about 1e-12; e.g. t_quantile(0.975, 2) = 4.303 and
+    t_quantile(0.975, 31) = 2.040 (not the normal 1.960, which is 4% too narrow there).
+    """
+    if not 0.0 < probability < 1.0:
+        raise ValueError(f"probability must be strictly between 0 and 1; got {probability}.")
+    if probability < 0.5:
+        return -t_quantile(1.0 - probability, df)
+    low, high = 0.0, 1.0
+    while student_t_cdf(high, df) < probability:  # (the t tails are heavy: widen until bracketed)
+        low, high = high, high * 2.0
+    for _ in range(200):
+        middle = (low + high) / 2.0
+        low, high = (middle, high) if student_t_cdf(middle, df) < probability else (low, middle)
+        if high - low < 1e-12 * max(1.0, high):
+            break
+    return (low + high) / 2.0
+
+
+# ----------------------------------------------------------------------------- equivalence
+
+
+def paired_equivalence(a: ArrayLike, b: ArrayLike, margin: float, alpha: float = 0.05) -> dict:
+    """Two one-sided tests (TOST): is mean(a - b) inside (-margin, +margin)? Paired, over items.
+
+    A difference test that finds nothing (a large p) says only that a difference was not detected; to
+    say two methods are *the same for practical purposes* the data must rule out every difference as
+    large as ``margin``. TOST tests both edges, each one-sided with a t statistic on the paired
+    differences d = a - b (N items, df = N - 1, se = sd(d) / sqrt(N)):
+
+        H0: mean <= -margin   rejected when t_low  = (mean + margin) / se is large
+        H0: mean >= +margin   rejected when t_high = (mean - margin) / se is very negative
+
+    and the equivalence p-value is the larger of the two one-sided p-values; equivalent when it is
+    below ``alpha`` (the same as the 1 - 2*alpha interval lying inside the margin).
+
+    Args:
+        a, b: (N,) one score per item for each method, on the same items; N >= 2.
+        margin: the largest difference that does not matter, > 0, in the scores' own units. Choose it
+            before looking at the difference, from what the difference means (not from the data).
+        alpha: each one-sided test's level.
+
+    Returns:
+        {mean_difference, ci95 (the paired t interval, noise = the choice of test items), p_value
+        (TOST), equivalent, margin, alpha, n, df, p_lower, p_upper}.
+    """
+    x, y = _as_1d("a", a).astype(float), _as_1d("b", b).astype(float)
+    n = _same_length(a=x, b=y)
+    if n < 2:
+        raise ValueError(f"An equivalence test needs at least 2 paired items (a spread to estimate); got {n}.")
+    if not margin > 0:
+        raise ValueError(f"margin must be a positive difference that would not matter; got {margin}.")
+    diff = x - y  # (N,)
+    mean, df = float(diff.mean()), n - 1
+    se = float(diff.std(ddof=1)) / math.sqrt(n)
+    if se == 0:  # every item differs by the same amount: the difference is known exactly
+        p_lower = 0.0 if mean > -margin else 1.0
+        p_upper = 0.0 if mean < margin else 1.0
+        half = 0.0
+    else:
+        p_lower = 1.0 - student_t_cdf((mean + margin) / se, df)
+        p_upper = student_t_cdf((mean - margin) / se, df)
+        half = t_quantile(0.975, df) * se
+    p = max(p_lower, p_upper)
+    return {"mean_difference": mean, "ci95": (mean - half, mean + half), "p_value": p, "equivalent": p < alpha,
+            "margin": float(margin), "alpha": alpha, "n": n, "df": df, "p_lower": p_lower, "p_upper": p_upper}

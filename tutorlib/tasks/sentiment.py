@@ -40,7 +40,8 @@ population std of 15-29 ratings each): median 0.8165 (= sqrt(2/3), a common exac
 snippets have it), quartiles 0.676 / 1.059. 0.82 sits just above that median, so the data
 splits into two halves, 5,321 clear (std <= 0.82) and 5,284 ambiguous (std > 0.82); no
 snippet's std (5 decimals in the file) equals 0.82. Why not "raters split 30-70% positive":
-that leaves 660 of 10,605 snippets (64 of a 1,061-item test set), too few to rank methods.
+that leaves 660 of 10,605 snippets (84 of the 1,061-item test split: a 95% interval of about +-11
+points on each method's accuracy), too few to rank methods.
 """
 
 
