@@ -225,7 +225,7 @@ def test_invented_timings_and_an_empty_reason_lose_their_points(real):
     _, exploits = real
     timing = {q.grade_id: q for q in exploits["Ex03 Q3: invented timings"].questions}["q3_tests"]
     assert timing.points == 1 and [p["points"] for p in timing.parts] == [1, 0]
-    assert "fit a fresh run of your step_seconds" in timing.message
+    assert "near the grader's own" in timing.message
     reason = {q.grade_id: q for q in exploits["Ex06 Q3: any twenty characters as the reason"].questions}["q3_recommend"]
     assert reason.points == 1 and [p["label"] for p in reason.parts if p["points"] == 0] == ["the reason"]
 
