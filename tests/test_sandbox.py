@@ -21,12 +21,14 @@ def test_plain_data_round_trips(value):
 
 def test_arrays_and_tensors_come_back_as_numpy_arrays_with_their_dtype_and_shape():
     for value in [np.arange(6, dtype=np.int16).reshape(2, 3), torch.ones(2, 2, dtype=torch.bfloat16),
-                  torch.nn.Parameter(torch.zeros(3)), np.float32(0.5)]:
+                  torch.nn.Parameter(torch.zeros(3))]:
         back = plain_data.loads(plain_data.dumps(value))
         assert type(back) is np.ndarray
         expected = value.float().numpy() if isinstance(value, torch.Tensor) and value.dtype == torch.bfloat16 else \
             (value.detach().numpy() if isinstance(value, torch.Tensor) else np.asarray(value))
         np.testing.assert_array_equal(back, expected)
+    back = plain_data.loads(plain_data.dumps(np.float64(0.5)))  # a numpy number stays a number
+    assert type(back) is np.float64 and isinstance(back, float) and back == 0.5
 
 
 def test_objects_deep_nesting_and_huge_values_are_refused_never_crash():

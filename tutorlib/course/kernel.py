@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import linecache
 import os
 import signal
 import sys
@@ -90,8 +91,11 @@ class Kernel:
         else:
             where = self.ns
         before = {n: id(v) for n, v in self.ns.items()}
+        filename = f"<{kind} cell {cell + 1}>"
+        # inspect.getsource and tracebacks find a cell's source as they would in Jupyter
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         try:
-            exec(compile(source, f"<{kind} cell {cell + 1}>", "exec", dont_inherit=True), where)
+            exec(compile(source, filename, "exec", dont_inherit=True), where)
         finally:
             if kind == "given":
                 self.trusted.update({n: v for n, v in self.ns.items() if before.get(n) != id(v)})

@@ -137,6 +137,15 @@ def error_text(reply: dict) -> str:
                            [str(t)[:2000] for t in tb[:10]])
 
 
+def _short(value) -> str:
+    """An argument as a question's label shows it: arrays and tensors by shape and dtype."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and hasattr(value, "dtype"):
+        return f"<array {tuple(shape)} {str(value.dtype).replace('torch.', '')}>"
+    text = repr(value)
+    return text if len(text) <= 30 else text[:27] + "..."
+
+
 class Learner:
     """What a hidden test may ask of the learner's kernel (see the module docstring)."""
 
@@ -176,7 +185,7 @@ class Learner:
 
     def call(self, name: str, *args, **kwargs):
         """Call the learner's function ``name`` with plain-data arguments; its result (plain data)."""
-        shown = ", ".join([repr(a)[:30] for a in args] + [f"{k}={v!r}"[:30] for k, v in kwargs.items()])
+        shown = ", ".join([_short(a) for a in args] + [f"{k}={_short(v)}" for k, v in kwargs.items()])
         return self._ask({"op": "call", "name": name, "args": plain_data.to_plain(list(args)),
                           "kwargs": plain_data.to_plain(kwargs)}, f"`{name}({shown})`")
 

@@ -8,13 +8,14 @@ travel as JSON, with arrays and tensors as raw bytes plus dtype and shape:
 
     None, bool, int, float, str                  as themselves (inf and nan included)
     list, tuple, set, frozenset, dict            recursively ("__tuple__", "__set__", "__dict__" tags)
-    numpy array, torch tensor, numpy scalar      {"__array__": {"dtype", "shape", "data": base64}}
+    numpy array, torch tensor, numpy scalar      {"__array__": {"dtype", "shape", "data": base64[, "scalar"]}}
 
 Anything else is refused with a :class:`NotPlainData` error that names the type. Both directions
 are bounded (depth, number of items, bytes), so a hostile value cannot exhaust the grader: a list
 nested 100,000 deep is refused, not a ``RecursionError``.
 
-On the way back, tensors arrive as numpy arrays (the grader compares numbers, not tensor objects).
+On the way back, tensors arrive as numpy arrays (the grader compares numbers, not tensor objects),
+and numpy numbers as numpy numbers.
 """
 
 from __future__ import annotations
@@ -97,8 +98,11 @@ def to_plain(value: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
         if array.dtype.name not in _DTYPES:
             raise NotPlainData(f"an array of dtype {array.dtype} cannot be checked")
         budget.spend(array.size)
-        return {"__array__": {"dtype": array.dtype.name, "shape": list(array.shape),
-                              "data": base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")}}
+        spec = {"dtype": array.dtype.name, "shape": list(array.shape),
+                "data": base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")}
+        if isinstance(value, np.generic):
+            spec["scalar"] = True  # a numpy number comes back as one (np.float64 is still a float)
+        return {"__array__": spec}
     raise NotPlainData(f"a {kind.__module__}.{kind.__qualname__} is not plain data (numbers, strings, lists, "
                        "dicts, arrays or tensors)")
 
@@ -179,4 +183,5 @@ def _decode_array(spec: dict, budget: _Budget) -> np.ndarray:
     raw = base64.b64decode(data, validate=True)
     if len(raw) != count * np.dtype(dtype).itemsize:
         raise NotPlainData("an array's bytes do not match its shape and dtype")
-    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    array = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    return array[()] if spec.get("scalar") is True and array.ndim == 0 else array
