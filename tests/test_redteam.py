@@ -30,6 +30,8 @@ FIXTURES = Path(__file__).parent / "notebooks"
 TOY = FIXTURES / "solutions" / "toy_prefix.ipynb"
 EXERCISE = FIXTURES / "exercises" / "toy_prefix.ipynb"
 REPO = Path(__file__).parents[1]
+# One class is graded once for the whole file (module fixture): on a busy 2-core machine that takes minutes.
+pytestmark = pytest.mark.timeout(2400)
 KIT = REPO / "tutorlib"
 MARK = "tutorlib-redteam-leftover"  # in the command line of every process an attack tries to leave behind
 

@@ -12,6 +12,8 @@ from learner_copies import learner_copy as _learner_copy
 from tutorlib.course.gradebook import grade_class
 
 REPO = Path(__file__).parents[1]
+# One class is graded once for the whole file (module fixture): on a busy 2-core machine that takes minutes.
+pytestmark = pytest.mark.timeout(2400)
 
 
 # --- the six real assignments: the exploits found in them ------------------------------------
