@@ -270,3 +270,8 @@ def test_no_verdict_calls_a_failed_equivalence_sufficient():
     assert all(name in rapid["verdict"] for name in claims_module.COMPARISONS)  # every stored run
     for name, text in sources():
         assert not re.search(r"(suffice|keeps? up|is level)[^.|]*no (evidence of a )?difference", text), name
+
+
+def test_a_missing_stored_result_says_how_to_make_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="results/sentiment/results.json is missing.*run"):
+        claims_module.build_claims(tmp_path)
