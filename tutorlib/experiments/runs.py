@@ -2,9 +2,9 @@
 
 :func:`tutorlib.experiments.compare.compare` calls these; a lesson that wants one run by hand can too::
 
-    data = prepare_data("sentiment", "tiny-bert", "tiny", tiny_data, budget, seed=0)
-    run = run_method("prefix", task="sentiment", model_name="tiny-bert", data=data, budget=budget, lr=1e-2,
-                     prefix_length=10, seed=0, checkpoint_root=Path("runs/x"), progress=False)
+    spec = ComparisonSpec.create("sentiment", model="tiny-bert", dataset="tiny", methods="prefix", mode="fast")
+    data = prepare_data(spec.task, spec.model, spec.dataset, tiny_data, spec.budget, seed=0)
+    run = run_method(get_method("prefix"), spec=spec, data=data, checkpoint_root=Path("runs/x"), progress=False)
     run.row["accuracy"], run.row["median_step_seconds"]
 
 A row is one flat dict: the method, its quality metrics, its :class:`tutorlib.training.measure.RunCost` fields
@@ -23,7 +23,7 @@ import numpy as np
 
 from tutorlib.loading.data import load_dataset
 from tutorlib.loading.models import load_model
-from tutorlib.methods.registry import MethodSetup, get_method
+from tutorlib.methods.registry import Method, MethodSetup
 from tutorlib.tasks import terminology
 from tutorlib.tasks.metrics import paired_sign_flip_p
 from tutorlib.tasks.registry import Task, get_task
@@ -111,32 +111,32 @@ def evaluate(task: Task, tuned, tokenizer, data: PreparedData, budget) -> tuple[
     return metrics, predictions, examples
 
 
-def run_method(method: str, *, task: str, model_name: str, data: PreparedData, budget, lr: float | None,
-               prefix_length: int, seed: int, checkpoint_root: Path, progress: bool = True,
-               measure_energy: bool = True, prefix_init_text: str | None = None,
-               lr_by_name: dict[str, float] | None = None, device: str = "auto") -> MethodRun:
+def run_method(method: Method, *, spec, data: PreparedData, checkpoint_root: Path, progress: bool = True,
+               measure_energy: bool = True) -> MethodRun:
     """Fresh model -> wrap -> train (``data.steps`` steps) -> evaluate -> checkpoint -> one row.
-    ``lr_by_name``: own rates for some parameters (see :class:`~tutorlib.training.loop.TrainConfig`).
-    ``device``: where it trains and is scored ("auto", "cpu", "cuda", "cuda:1", ...).
+    ``spec``: the :class:`~tutorlib.experiments.spec.ComparisonSpec` (task, model, budget, seed, prefix length,
+    learning rates, device); the method's own per-parameter rates come from its record.
 
     Raises:
         DoesNotFitError: one training step cannot fit in the device's free memory (checked first)."""
-    task = get_task(task)
-    model, tokenizer = load_model(model_name, task=task.head, seed=seed)  # a fresh copy per method
-    setup = MethodSetup(model_name=model_name, seed=seed, prefix_length=prefix_length,
-                        prefix_init_text=prefix_init_text, tokenizer=tokenizer)
-    where = resolve_device(device)
-    if get_method(method).trains:  # before wrapping: a prefix that does not fit is refused, not allocated
+    task, budget, name = spec.task, spec.budget, method.name
+    lr = spec.learning_rates.get(name)
+    lr_by_name = method.parameter_learning_rates.get(task.name)
+    model, tokenizer = load_model(spec.model, task=task.head, seed=spec.seed)  # a fresh copy per method
+    setup = MethodSetup(model_name=spec.model, seed=spec.seed, prefix_length=spec.prefix_length,
+                        prefix_init_text=spec.prefix_init_text, tokenizer=tokenizer)
+    where = resolve_device(spec.device)
+    if method.trains:  # before wrapping: a prefix that does not fit is refused, not allocated
         check_step_fits(model, batch_size=budget.batch_size, seq_len=budget.max_length,
-                        prefix_length=prefix_length if get_method(method).adds_prefix else 0, device=where)
-    tuned = get_method(method).wrap(model, setup)
+                        prefix_length=spec.prefix_length if method.adds_prefix else 0, device=where)
+    tuned = method.wrap(model, setup)
     history = None
-    if get_method(method).trains:
-        config = TrainConfig(steps=data.steps, lr=lr, lr_by_name=lr_by_name, seed=seed, measure_energy=measure_energy,
-                             device=device)
+    if method.trains:
+        config = TrainConfig(steps=data.steps, lr=lr, lr_by_name=lr_by_name, seed=spec.seed,
+                             measure_energy=measure_energy, device=spec.device)
         history = train(tuned, data.batches, config, progress=progress)
         if history.interrupted:  # stopping: no evaluation of a half-trained model
-            return MethodRun(method, {"method": method, "interrupted": True, "steps_done": len(history.loss)},
+            return MethodRun(name, {"method": name, "interrupted": True, "steps_done": len(history.loss)},
                              history, [], [])
     else:
         tuned.to(where)  # a method that does not train is scored where the others are
@@ -148,14 +148,14 @@ def run_method(method: str, *, task: str, model_name: str, data: PreparedData, b
         cost.update(steps=0, trainable_params=0, total_params=count_parameters(tuned).total, checkpoint_bytes=0)
         stored = 0
     else:
-        paths = tuned.save_checkpoint(Path(checkpoint_root) / method)
-        cost = run_cost(history, tuned, paths, name=method).to_dict()
+        paths = tuned.save_checkpoint(Path(checkpoint_root) / name)
+        cost = run_cost(history, tuned, paths, name=name).to_dict()
         stored = parameter_summary(tuned).stored
     cost.pop("name")
     losses = history.loss if history is not None else []
     tail = losses[-max(1, len(losses) // 10):] if losses else []
     energy = history.energy if history is not None else None
-    row = {"method": method, "lr": lr, "lr_by_name": lr_by_name, "interrupted": False, **quality,
+    row = {"method": name, "lr": lr, "lr_by_name": lr_by_name, "interrupted": False, **quality,
            "final_loss": float(np.mean(tail)) if tail else None, "eval_seconds": eval_seconds, **cost,
            # CPU-seconds of this process per step (all threads): far less sensitive than wall time to
            # other programs sharing the cores; None without an energy meter (it records them).
@@ -164,7 +164,7 @@ def run_method(method: str, *, task: str, model_name: str, data: PreparedData, b
            "trainable_fraction": cost["trainable_params"] / cost["total_params"] if cost["total_params"] else 0.0}
     del tuned, model
     gc.collect()  # the next method's memory is measured from here: free this one's model first
-    return MethodRun(method, row, history, predictions, examples)
+    return MethodRun(name, row, history, predictions, examples)
 
 
 # ----------------------------------------------------------------------------- references and paired tests
