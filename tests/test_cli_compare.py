@@ -67,7 +67,7 @@ def test_memory_floor_grows_with_the_prefix_and_a_plain_step_fits():
 
 def test_split_seed_is_not_the_training_seed(tmp_path):
     data = str(own_csv(tmp_path))
-    kw = dict(model="tiny-bert", dataset=data, methods="prefix", fast=True, steps=1, progress=False,
+    kw = dict(model="tiny-bert", dataset=data, methods="prefix", mode="fast", steps=1, progress=False,
               measure_energy=False)
     a = compare("sentiment", seed=0, **kw)
     b = compare("sentiment", seed=1, **kw)  # another training seed, the same split

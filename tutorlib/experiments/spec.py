@@ -31,10 +31,10 @@ from tutorlib.tasks.registry import RunBudget, Task, get_task
 from tutorlib.validate import whole_number
 
 PYTHON_NAMES = MappingProxyType({
+    **{name: f"budget[{name!r}]" for name in RunBudget.__dataclass_fields__},
     "task": "task", "model": "model", "dataset": "dataset", "methods": "methods", "mode": "mode",
     "steps": "steps", "prefix_length": "prefix_length", "seed": "seed", "split_seed": "split_seed",
     "learning_rates": "learning_rates", "device": "device", "out": "out_dir=", "overwrite": "overwrite=True",
-    **{name: f"budget[{name!r}]" for name in RunBudget.__dataclass_fields__},
 })
 """How each setting is named in error messages from Python (the command line passes its option names)."""
 
@@ -103,10 +103,9 @@ class ComparisonSpec:
         """
         names = {**PYTHON_NAMES, **(names or {})}
         # The checks that need no task record (nor torch) first, so that a slip is refused at once.
-        unknown = [m for m in _split(methods) if m not in METHODS]
-        if unknown:
-            raise ValueError(f"{names['methods']}: unknown method {unknown[0]!r}; the methods are: "
-                             f"{', '.join(METHODS.names())}.")
+        for method in _split(methods):
+            if method not in METHODS:
+                _named(METHODS.get, method, names["methods"])  # the registry's "Unknown method ..." error
         if steps is not None:
             whole_number(steps, names["steps"], why="with no training step there is nothing to compare")
         whole_number(prefix_length, names["prefix_length"], why="the paper used 10-200 virtual tokens")
@@ -174,12 +173,11 @@ def check_methods(task: Task, methods: Sequence[str] | str, name: str = "methods
     """Method names as a list (a comma-separated string works too); errors for unknown, unfit or repeated ones.
     Unknown names are refused from the registry's table, before any method module (or torch) is imported."""
     names = _split(methods)
-    fitting = ", ".join(m.name for m in METHODS.all() if m.fits(task.head)) if names else ""
     if not names:
+        fitting = ", ".join(m.name for m in METHODS.all() if m.fits(task.head))
         raise ValueError(f"{name}: no method given; for {task.name} choose from: {fitting}.")
-    unknown = [m for m in names if m not in METHODS]
-    if unknown:
-        raise ValueError(f"{name}: unknown method {unknown[0]!r}; the methods are: {', '.join(METHODS.names())}.")
+    for method in names:
+        _named(METHODS.get, method, name)  # the registry's "Unknown method ..." error
     if len(set(names)) != len(names):
         raise ValueError(f"{name}: a method is listed twice in {names}; list each once.")
     unfit = [get_method(m) for m in names if not get_method(m).fits(task.head)]

@@ -131,11 +131,9 @@ def find_method(name: str) -> Method | None:
 
 
 def get_method(name: str) -> Method:
-    """The :class:`Method` called ``name``; a ValueError listing the methods otherwise."""
-    method = METHODS.find(name)
-    if method is None:
-        raise ValueError(f"Unknown method {name!r}; choose from: {describe_methods()}.")
-    return method
+    """The :class:`Method` called ``name``; a ValueError (:class:`~tutorlib.registry.UnknownNameError`)
+    listing the methods otherwise."""
+    return METHODS.get(name)
 
 
 def load_checkpoint(folder, model: nn.Module | None = None) -> nn.Module:
