@@ -13,8 +13,9 @@ place a new record is declared, and it fixes two things:
 * **what loads when**: asking for a name imports only the module that registers it, and the names
   are known without importing anything (the command line refuses an unknown name at once).
 
-A record is any object with a ``name`` (and optionally ``aliases``, other spellings accepted by
-:meth:`Registry.get`). Its module calls :meth:`Registry.register` once, when imported.
+A record is any object with a ``name``. Its module calls :meth:`Registry.register` once, when imported.
+Other spellings a learner may type ("summarize") are a second table, ``aliases``, also read without
+importing anything.
 """
 
 from __future__ import annotations
@@ -36,11 +37,14 @@ class Registry(Generic[T]):
     Args:
         kind: what a record is, for messages ("Unknown method 'lora'; choose from: ...").
         modules: name -> the module that registers the record of that name, in listing order.
+        aliases: another spelling (lower case) -> the name it stands for.
     """
 
-    def __init__(self, kind: str, modules: Mapping[str, str]):
+    def __init__(self, kind: str, modules: Mapping[str, str], aliases: Mapping[str, str] | None = None):
         self.kind = kind
         self.modules = dict(modules)
+        self.aliases = {spelling.lower(): name for spelling, name in (aliases or {}).items()}
+        self.aliases.update({name.lower(): name for name in self.modules})  # any case
         self._records: dict[str, T] = {}
 
     def register(self, record: T) -> T:
@@ -63,15 +67,11 @@ class Registry(Generic[T]):
         return list(self.modules)
 
     def find(self, name: str) -> T | None:
-        """The record called ``name`` (or one of its aliases, any case), or None."""
+        """The record called ``name`` (or an alias, any case), or None; imports only that record's module."""
         wanted = str(name).strip()
-        if wanted in self.modules:
-            return self._load(wanted)
-        wanted = wanted.lower()
-        for record in self.all():
-            if wanted == record.name.lower() or wanted in getattr(record, "aliases", ()):
-                return record
-        return None
+        if wanted not in self.modules:
+            wanted = self.aliases.get(wanted.lower(), "")
+        return self._load(wanted) if wanted in self.modules else None
 
     def get(self, name: str) -> T:
         """The record called ``name`` (or an alias); an :class:`UnknownNameError` listing the names."""

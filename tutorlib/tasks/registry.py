@@ -23,6 +23,9 @@ from tutorlib.validate import whole_number
 TASK_MODULES = {"sentiment": "tutorlib.tasks.sentiment", "summarise": "tutorlib.tasks.summarise"}
 """Task name -> the module that registers it, in listing order."""
 
+TASK_ALIASES = {"summarize": "summarise", "summarisation": "summarise", "summarization": "summarise"}
+"""Other spellings a learner may type -> the task's name (any case)."""
+
 
 @dataclass(frozen=True)
 class RunBudget:
@@ -68,7 +71,7 @@ class Task:
     """One task: everything a comparison needs to know to train, score and report methods on it.
 
     Args:
-        name: what a learner types (``--task sentiment``); ``aliases``: other spellings accepted.
+        name: what a learner types (``--task sentiment``); other spellings: :data:`TASK_ALIASES`.
         description: one line.
         head: the model head it needs: "classification" or "causal-lm" (see ``load_model``).
         columns: what a dataset must have for this task.
@@ -111,7 +114,6 @@ class Task:
     shortest_max_length: int = 16
     legend: Mapping[str, str] = field(default_factory=dict)
     generates: bool = False
-    aliases: tuple[str, ...] = ()
     prepare_rows: Callable = field(default=lambda rows: rows)
     scoring_split: Callable = field(default=lambda splits: (splits["test"], None))
     describe_test: Callable = field(default=lambda rows: {})
@@ -127,7 +129,7 @@ class Task:
         return self.budgets[mode]
 
 
-TASKS: Registry[Task] = Registry("task", TASK_MODULES)
+TASKS: Registry[Task] = Registry("task", TASK_MODULES, TASK_ALIASES)
 """Every task, by name (see :mod:`tutorlib.registry`)."""
 
 

@@ -299,7 +299,7 @@ LEGEND = {
 
 SUMMARISE = register(Task(
     name="summarise", description="one-sentence summaries of news leads or scientific abstracts; ROUGE",
-    aliases=("summarize", "summarisation", "summarization"), head="causal-lm", columns=("document", "summary"),
+    head="causal-lm", columns=("document", "summary"),
     default_model="smollm2-135m", default_dataset="nyt-leads", generates=True, make_batches=make_batches,
     prepare_rows=with_aspect, describe_test=describe_test, evaluate=score, reference_rows=lead_sentence_row,
     paired_test=paired_test, main_metric=("rougeL", "ROUGE-L F1"),
