@@ -83,7 +83,7 @@ def test_bad_learning_rates_get_a_clear_error(tmp_path, capsys):
 
 def test_seeds_table_reads_per_seed_rows_and_intervals():
     interval = {"mean": 0.03, "ci95": (0.01, 0.05), "sd": 0.01, "n": 3, "values": [0.02, 0.03, 0.04]}
-    summary = {"a": "full", "b": "prefix", "learning_rates": {"full": 5e-5, "prefix": 1e-2}, "fast": False,
+    summary = {"a": "full", "b": "prefix", "learning_rates": {"full": 5e-5, "prefix": 1e-2}, "mode": "full",
                "per_seed": [{"seed": s, "split_seed": 0, "gap_all": 0.01 * (s + 2), "gap_clear": 0.02,
                              "gap_ambiguous": 0.04, "gap_difference": {"estimate": 0.02}, "mcnemar_p": 0.01,
                              "ood_gap": 0.05} for s in range(3)],

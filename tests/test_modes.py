@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
+from test_compare import tiny_sentiment
 
 from tutorlib import MODES, Mode, check_mode, fast_mode, mode
 from tutorlib.experiments.compare import compare
 from tutorlib.tasks.registry import RunBudget, Task, all_tasks, get_task
-from test_compare import tiny_sentiment
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tutorlib"
 
@@ -46,7 +46,8 @@ def test_every_task_owns_a_budget_for_every_mode_and_workshop_sits_between():
     # sentiment: the whole training split and test set, fewer steps than full mode's one epoch (266)
     workshop = get_task("sentiment").budget("workshop")
     assert workshop.steps < 266 and workshop.test_items is None
-    assert get_task("summarise").prefix_init_text.startswith("Summarise") and get_task("sentiment").prefix_init_text is None
+    assert get_task("summarise").prefix_init_text.startswith("Summarise")
+    assert get_task("sentiment").prefix_init_text is None
 
 
 def test_a_task_without_every_mode_is_refused_and_modes_are_checked():
@@ -77,7 +78,8 @@ def test_compare_uses_the_workshop_budget_in_workshop_mode(monkeypatch):
     result = compare("sentiment", model="tiny-bert", tiny_data=tiny_sentiment(), methods="prefix", steps=1,
                      progress=False, measure_energy=False)
     expected = get_task("sentiment").budget("workshop")
-    assert result.budget["batch_size"] == expected.batch_size and result.budget["eval_batch_size"] == expected.eval_batch_size
+    assert result.budget["batch_size"] == expected.batch_size
+    assert result.budget["eval_batch_size"] == expected.eval_batch_size
     assert result.budget["steps"] == 1 and result.mode == "workshop" and not result.fast
     # an explicit mode wins over the setting
     fast = compare("sentiment", model="tiny-bert", tiny_data=tiny_sentiment(), methods="prefix", steps=1, mode="fast",

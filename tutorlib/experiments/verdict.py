@@ -13,10 +13,11 @@ in ``results/`` and the workshop-mode ones in ``results/workshop/``, for the sam
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from tutorlib.experiments.results import ComparisonResult, find_results
-from tutorlib.experiments.tables import wrap
+from tutorlib.experiments.tables import WIDTH, wrap
 from tutorlib.tasks.registry import get_task
 
 COST_LEGEND = {
@@ -88,8 +89,8 @@ def verdict(result: ComparisonResult, references: list[tuple[str, ComparisonResu
     label = get_task(result.task).main_metric[1]
     lines = [f"What this run found ({result.mode} mode): {_ahead(a, b, gap[0])} of {label} "
              f"({a} {gap[1]:.3f} vs {b} {gap[2]:.3f}).",
-             f"How sure: {test['test']} p = {test['p_value']:.2g}: {_sure(test['p_value'])}, on "
-             f"{result.data_summary.get('test_items', '?'):,} test items."]
+             f"How sure: {test['test']} on the same {result.data_summary.get('test_items', '?'):,} test items, "
+             f"p = {test['p_value']:.2g}: {_sure(test['p_value'])}."]
     if result.mode == "fast":
         lines.append("Fast mode shows that the machinery runs, not the answer: its gap may even have the other "
                      "sign. For a verdict, run --mode workshop (minutes) or full.")
@@ -113,4 +114,5 @@ def legend(result: ComparisonResult) -> str:
     """What each column of the tables means, the task's quality columns first."""
     entries = {**get_task(result.task).legend, **COST_LEGEND}
     width = max(len(k) for k in entries)
-    return "What the columns mean\n" + "\n".join(wrap([f"  {k:<{width}}  {v}" for k, v in entries.items()]))
+    return "What the columns mean\n" + "\n".join(
+        textwrap.fill(f"  {k:<{width}}  {v}", WIDTH, subsequent_indent=" " * (width + 4)) for k, v in entries.items())
