@@ -8,8 +8,8 @@ from datasets import Dataset, DatasetDict
 
 from tutorlib import cli
 from tutorlib.experiments.compare import compare
-from tutorlib.tasks.metrics import paired_sign_flip_p
 from tutorlib.experiments.results import ComparisonResult
+from tutorlib.tasks.metrics import paired_sign_flip_p
 
 WORDS_POS = ["great", "warm", "funny", "moving", "superb"]
 WORDS_NEG = ["dull", "awful", "flat", "boring", "weak"]
@@ -34,7 +34,8 @@ def tiny_sentiment(n_train=40, n_test=24, seed=0) -> DatasetDict:
 def tiny_summaries(n_train=12, n_test=4) -> DatasetDict:
     def rows(n, start):
         docs = [f"The council met on day {i}. It voted on roads. Rain fell." for i in range(start, start + n)]
-        return {"id": [str(i) for i in range(start, start + n)], "document": docs, "summary": [f"Vote on day {i}." for i in range(start, start + n)]}
+        return {"id": [str(i) for i in range(start, start + n)], "document": docs,
+                "summary": [f"Vote on day {i}." for i in range(start, start + n)]}
 
     return DatasetDict(train=Dataset.from_dict(rows(n_train, 0)), test=Dataset.from_dict(rows(n_test, 100)))
 
@@ -127,7 +128,8 @@ def test_output_folder_is_complete_and_reloads(tmp_path):
     data = json.loads((out / "results.json").read_text())
     assert [r["method"] for r in data["rows"]] == ["full", "prefix"]
     again = ComparisonResult.load(out)
-    assert again.rows == json.loads(json.dumps(data["rows"])) and again.histories["prefix"].loss == result.histories["prefix"].loss
+    assert again.rows == json.loads(json.dumps(data["rows"]))
+    assert again.histories["prefix"].loss == result.histories["prefix"].loss
     assert again.table() == (out / "table.txt").read_text().rstrip("\n")
     with pytest.raises(FileExistsError, match="already holds a comparison"):
         run_sentiment(out_dir=out, seed=1)  # an earlier comparison is never replaced by accident
