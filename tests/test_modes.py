@@ -85,3 +85,16 @@ def test_compare_uses_the_workshop_budget_in_workshop_mode(monkeypatch):
     fast = compare("sentiment", model="tiny-bert", tiny_data=tiny_sentiment(), methods="prefix", steps=1, mode="fast",
                    progress=False, measure_energy=False)
     assert fast.budget["batch_size"] == get_task("sentiment").budget("fast").batch_size and fast.fast
+
+
+def test_a_stored_sentiment_run_is_reused_only_in_its_own_mode(tmp_path):
+    """tune and seeds share one folder of runs: one measured in another mode is refused, never mixed in."""
+    import json
+
+    from tutorlib.experiments.seeds import record_mode, run_name, stored_run
+
+    (tmp_path / f"{run_name('full', 5e-5, 0, 0)}.json").write_text(json.dumps({"method": "full", "mode": "fast"}))
+    assert stored_run(tmp_path, "full", 5e-5, 0, 0, mode="fast")["mode"] == "fast"
+    with pytest.raises(ValueError, match="measured in fast mode, not workshop mode"):
+        stored_run(tmp_path, "full", 5e-5, 0, 0, mode="workshop")
+    assert record_mode({"fast": True}) == "fast" and record_mode({"fast": False}) == "full"  # stored before modes

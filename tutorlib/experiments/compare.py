@@ -40,7 +40,7 @@ from tutorlib.experiments.output_folder import OutputFolder
 from tutorlib.experiments.results import ComparisonResult, environment
 from tutorlib.experiments.spec import ComparisonSpec
 from tutorlib.methods.registry import all_methods, get_method
-from tutorlib.tasks.registry import RunBudget, all_tasks  # noqa: F401  (RunBudget: its old home)
+from tutorlib.tasks.registry import all_tasks
 
 
 def _default_learning_rates() -> dict[tuple[str, str], float]:

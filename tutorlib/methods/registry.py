@@ -120,11 +120,6 @@ def method_names() -> list[str]:
     return METHODS.names()
 
 
-def describe_methods(head: str | None = None) -> str:
-    """'name (description)' for every method (that fits ``head``), for messages."""
-    return "; ".join(f"{m.name} ({m.description})" for m in all_methods() if head is None or m.fits(head))
-
-
 def find_method(name: str) -> Method | None:
     """The :class:`Method` called ``name``, or None (e.g. a saved result of a method no longer registered)."""
     return METHODS.find(name)
