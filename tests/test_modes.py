@@ -98,3 +98,13 @@ def test_a_stored_sentiment_run_is_reused_only_in_its_own_mode(tmp_path):
     with pytest.raises(ValueError, match="measured in fast mode, not workshop mode"):
         stored_run(tmp_path, "full", 5e-5, 0, 0, mode="workshop")
     assert record_mode({"fast": True}) == "fast" and record_mode({"fast": False}) == "full"  # stored before modes
+
+
+def test_refresh_runs_in_workshop_mode_with_the_workshop_sizes():
+    from tutorlib.experiments.refresh import refresh_experiment
+
+    result = refresh_experiment(model="tiny-bert", tiny_data=tiny_sentiment(n_train=32, n_test=8), updates=2,
+                                examples_per_update=16, methods=("prefix",), mode="workshop")
+    workshop = get_task("sentiment").budget("workshop")
+    assert result["settings"]["mode"] == "workshop" and result["settings"]["batch_size"] == workshop.batch_size
+    assert [u["update"] for u in result["updates"]] == [1, 2]
