@@ -24,7 +24,7 @@ def main() -> None:
     on_validation = DatasetDict(train=splits["train"], test=splits["validation"])
     rows = []
     for lr in RATES:
-        result = compare("sentiment", model="minilm-l6", tiny_data=on_validation, methods="head-only", fast=False,
+        result = compare("sentiment", model="minilm-l6", tiny_data=on_validation, methods="head-only", mode="full",
                          learning_rates={"head-only": lr}, progress=False, measure_energy=False)
         row = result.row("head-only")
         rows.append({"lr": lr, "validation_accuracy": row["accuracy"], "accuracy_ci95": row["accuracy_ci95"],

@@ -39,7 +39,7 @@ from tutorlib.loading.data import load_dataset
 from tutorlib.loading.models import load_model
 from tutorlib.methods.full import prepare_full_finetuning
 from tutorlib.methods.prefix.model import attach_prefix
-from tutorlib.tasks import sentiment, summarise
+from tutorlib.tasks import batching, sentiment, summarise
 from tutorlib.training.loop import TrainConfig, train
 from tutorlib.training.measure import PeakMemory
 
@@ -75,11 +75,11 @@ class CountingCollator:
         self.pad_id, self.padded, self.real = pad_id, 0, 0
 
     def __call__(self, rows: list[dict]) -> dict:
-        ids, mask = sentiment.pad_right([r["input_ids"].tolist() for r in rows], self.pad_id)  # (B, T) each
+        ids, mask = batching.pad_right([r["input_ids"].tolist() for r in rows], self.pad_id)  # (B, T) each
         if rows[0]["labels"].ndim == 0:
             labels = torch.stack([r["labels"] for r in rows])  # (B,)
         else:
-            labels, _ = sentiment.pad_right([r["labels"].tolist() for r in rows], -100)  # (B, T)
+            labels, _ = batching.pad_right([r["labels"].tolist() for r in rows], -100)  # (B, T)
         self.padded += ids.numel()
         self.real += int(mask.sum())
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}

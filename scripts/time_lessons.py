@@ -20,11 +20,13 @@ import sys
 import time
 from pathlib import Path
 
+from tutorlib import MODES, Mode
+
 ROOT = Path(__file__).resolve().parents[1]
 JUPYTER = Path(sys.executable).with_name("jupyter")
 
 
-def time_one(notebook: Path, mode: str, scratch: Path, limit_s: int) -> dict:
+def time_one(notebook: Path, mode: Mode, scratch: Path, limit_s: int) -> dict:
     """Run one notebook in a child process; wall time, peak RSS and load average around it."""
     env = dict(os.environ, TUTORLIB_MODE=mode, TUTORLIB_OFFLINE="1")
     env.pop("TUTORLIB_FAST", None)
@@ -46,7 +48,7 @@ def time_one(notebook: Path, mode: str, scratch: Path, limit_s: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mode", choices=["fast", "workshop", "full"], required=True)
+    parser.add_argument("--mode", choices=MODES, required=True)
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write (rewritten after each lesson)")
     parser.add_argument("--lessons", default="", help="comma-separated numbers, e.g. 4,5 (default: all)")
     parser.add_argument("--limit", type=int, default=3600, help="seconds one cell may take")

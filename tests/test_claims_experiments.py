@@ -48,7 +48,7 @@ def test_swap_in_copies_the_shipped_weights_back(tmp_path, method):
 
 def test_refresh_experiment_reports_every_update():
     result = refresh_experiment(model="tiny-bert", tiny_data=tiny_sentiment(n_train=32, n_test=16), updates=2,
-                                examples_per_update=16, fast=True)
+                                examples_per_update=16, mode="fast")
     rows = result["updates"]
     assert [(r["method"], r["update"]) for r in rows] == [("full", 1), ("full", 2), ("prefix", 1), ("prefix", 2)]
     full, prefix = rows[0], rows[2]

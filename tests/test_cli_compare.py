@@ -67,7 +67,7 @@ def test_memory_floor_grows_with_the_prefix_and_a_plain_step_fits():
 
 def test_split_seed_is_not_the_training_seed(tmp_path):
     data = str(own_csv(tmp_path))
-    kw = dict(model="tiny-bert", dataset=data, methods="prefix", fast=True, steps=1, progress=False,
+    kw = dict(model="tiny-bert", dataset=data, methods="prefix", mode="fast", steps=1, progress=False,
               measure_energy=False)
     a = compare("sentiment", seed=0, **kw)
     b = compare("sentiment", seed=1, **kw)  # another training seed, the same split
@@ -83,7 +83,7 @@ def test_bad_learning_rates_get_a_clear_error(tmp_path, capsys):
 
 def test_seeds_table_reads_per_seed_rows_and_intervals():
     interval = {"mean": 0.03, "ci95": (0.01, 0.05), "sd": 0.01, "n": 3, "values": [0.02, 0.03, 0.04]}
-    summary = {"a": "full", "b": "prefix", "learning_rates": {"full": 5e-5, "prefix": 1e-2}, "fast": False,
+    summary = {"a": "full", "b": "prefix", "learning_rates": {"full": 5e-5, "prefix": 1e-2}, "mode": "full",
                "per_seed": [{"seed": s, "split_seed": 0, "gap_all": 0.01 * (s + 2), "gap_clear": 0.02,
                              "gap_ambiguous": 0.04, "gap_difference": {"estimate": 0.02}, "mcnemar_p": 0.01,
                              "ood_gap": 0.05} for s in range(3)],

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from datasets import Dataset, DatasetDict
 
-from tutorlib.cli import cmd_compare as compare_main
+from tutorlib import cli
 from tutorlib.experiments.compare import compare
-from tutorlib.tasks.metrics import paired_sign_flip_p
 from tutorlib.experiments.results import ComparisonResult
+from tutorlib.tasks.metrics import paired_sign_flip_p
 
 WORDS_POS = ["great", "warm", "funny", "moving", "superb"]
 WORDS_NEG = ["dull", "awful", "flat", "boring", "weak"]
@@ -34,13 +34,14 @@ def tiny_sentiment(n_train=40, n_test=24, seed=0) -> DatasetDict:
 def tiny_summaries(n_train=12, n_test=4) -> DatasetDict:
     def rows(n, start):
         docs = [f"The council met on day {i}. It voted on roads. Rain fell." for i in range(start, start + n)]
-        return {"id": [str(i) for i in range(start, start + n)], "document": docs, "summary": [f"Vote on day {i}." for i in range(start, start + n)]}
+        return {"id": [str(i) for i in range(start, start + n)], "document": docs,
+                "summary": [f"Vote on day {i}." for i in range(start, start + n)]}
 
     return DatasetDict(train=Dataset.from_dict(rows(n_train, 0)), test=Dataset.from_dict(rows(n_test, 100)))
 
 
 def run_sentiment(**kw):
-    args = dict(model="tiny-bert", tiny_data=tiny_sentiment(), steps=3, fast=True, progress=False,
+    args = dict(model="tiny-bert", tiny_data=tiny_sentiment(), steps=3, mode="fast", progress=False,
                 measure_energy=False)
     return compare("sentiment", **{**args, **kw})
 
@@ -99,7 +100,7 @@ def test_table_names_every_metric_of_the_issue():
 
 def test_summarise_with_zero_shot_lead_reference_and_examples(tmp_path):
     result = compare("summarise", model="tiny-gpt2", tiny_data=tiny_summaries(), methods="zero-shot,full,prefix",
-                     steps=2, fast=True, progress=False, measure_energy=False, out_dir=tmp_path / "out")
+                     steps=2, mode="fast", progress=False, measure_energy=False, out_dir=tmp_path / "out")
     zero = result.row("zero-shot")
     assert zero["trainable_params"] == 0 and zero["median_step_seconds"] is None and "zero-shot" not in result.histories
     assert all(0 <= result.row(m)["rougeL"] <= 1 for m in ("zero-shot", "full", "prefix"))
@@ -127,7 +128,8 @@ def test_output_folder_is_complete_and_reloads(tmp_path):
     data = json.loads((out / "results.json").read_text())
     assert [r["method"] for r in data["rows"]] == ["full", "prefix"]
     again = ComparisonResult.load(out)
-    assert again.rows == json.loads(json.dumps(data["rows"])) and again.histories["prefix"].loss == result.histories["prefix"].loss
+    assert again.rows == json.loads(json.dumps(data["rows"]))
+    assert again.histories["prefix"].loss == result.histories["prefix"].loss
     assert again.table() == (out / "table.txt").read_text().rstrip("\n")
     with pytest.raises(FileExistsError, match="already holds a comparison"):
         run_sentiment(out_dir=out, seed=1)  # an earlier comparison is never replaced by accident
@@ -138,7 +140,7 @@ def test_output_folder_is_complete_and_reloads(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, words", [
-    (dict(task="translate"), "Unknown task 'translate'; choose one of: sentiment, summarise"),
+    (dict(task="translate"), "Unknown task 'translate'; choose from: sentiment, summarise"),
     (dict(methods="full,lora"), "Unknown method 'lora'"),
     (dict(methods="zero-shot"), "does not fit the sentiment task"),
     (dict(methods="full,full"), "twice"),
@@ -150,16 +152,16 @@ def test_output_folder_is_complete_and_reloads(tmp_path):
 def test_learner_mistakes_get_clear_errors_before_any_work(kwargs, words, tmp_path):
     task = kwargs.pop("task", "sentiment")
     with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
-        compare(task, model="tiny-bert", tiny_data=tiny_sentiment(), fast=True, progress=False,
+        compare(task, model="tiny-bert", tiny_data=tiny_sentiment(), mode="fast", progress=False,
                 out_dir=tmp_path / "out", **kwargs)
     assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_a_bert_cannot_summarise_and_data_must_fit_the_task():
     with pytest.raises(ValueError, match="cannot generate"):
-        compare("summarise", model="tiny-bert", tiny_data=tiny_summaries(), fast=True, progress=False)
+        compare("summarise", model="tiny-bert", tiny_data=tiny_summaries(), mode="fast", progress=False)
     with pytest.raises(ValueError, match="no 'text' column"):
-        compare("sentiment", model="tiny-bert", tiny_data=tiny_summaries(), fast=True, progress=False)
+        compare("sentiment", model="tiny-bert", tiny_data=tiny_summaries(), mode="fast", progress=False)
 
 
 def test_unwritable_output_folder_fails_first_and_leaves_nothing(tmp_path):
@@ -213,18 +215,18 @@ def test_interrupted_training_stops_the_comparison_and_writes_nothing(tmp_path, 
 
 
 def test_cli_entry_point(tmp_path, capsys, monkeypatch):
-    import argparse
-
     import tutorlib.experiments.compare as cmp
 
     real = cmp.compare
-    monkeypatch.setattr(cmp, "compare", lambda task, **kw: real(task, **{**kw, "tiny_data": tiny_sentiment(),
+    monkeypatch.setattr(cmp, "compare", lambda spec, **kw: real(spec, **{**kw, "tiny_data": tiny_sentiment(),
                                                                          "progress": False, "measure_energy": False}))
-    args = argparse.Namespace(task="sentiment", model="tiny-bert", dataset=None, methods="full,prefix", steps=2,
-                              prefix_length=4, seed=0, fast=True, out=str(tmp_path / "cli"))
-    assert compare_main(args) == 0
+    assert cli.main(["compare", "--task", "sentiment", "--model", "tiny-bert", "--steps", "2", "--prefix-length", "4",
+                     "--fast", "--explain", "--out", str(tmp_path / "cli")]) == 0
     out = capsys.readouterr().out
     assert "Quality" in out and "Cost" in out and "Wall time" in out
+    assert "What this run found (fast mode)" in out and "How sure: McNemar" in out and "What the columns mean" in out
+    assert "ECE" in out.split("What the columns mean")[1] and "CPU s/step" in out.split("What the columns mean")[1]
+    assert max(len(line) for line in out.splitlines()) <= 120
     assert (tmp_path / "cli" / "results.json").is_file()
 
 
@@ -262,12 +264,12 @@ def test_find_results_loads_every_saved_comparison(tmp_path):
 def test_a_workshop_run_says_workshop_mode_in_its_files(tmp_path, monkeypatch):
     monkeypatch.setenv("TUTORLIB_MODE", "workshop")
     out = tmp_path / "workshop"
-    result = run_sentiment(fast=None, steps=2, out_dir=out)  # fast=None: the mode comes from TUTORLIB_MODE
-    assert (result.mode, result.fast, result.size) == ("workshop", False, "workshop")
+    result = run_sentiment(mode=None, steps=2, out_dir=out)  # mode=None: the mode comes from TUTORLIB_MODE
+    assert (result.mode, result.fast) == ("workshop", False)
     assert "(workshop mode, seed 0" in (out / "table.txt").read_text()
-    assert ComparisonResult.load(out).size == "workshop"
-    # A result saved before workshop mode existed has no "mode": its size comes from `fast`.
+    assert ComparisonResult.load(out).mode == "workshop"
+    # A result saved before workshop mode existed has no "mode": its mode comes from `fast`.
     data = json.loads((out / "results.json").read_text())
     del data["mode"]
     (out / "results.json").write_text(json.dumps(data))
-    assert ComparisonResult.load(out).size == "full"
+    assert ComparisonResult.load(out).mode == "full"

@@ -1,6 +1,5 @@
 """head-only (a linear probe): only the new head trains, it saves and reloads, and compare shows it."""
 
-import argparse
 
 import pytest
 import torch
@@ -62,14 +61,13 @@ def test_compare_shows_head_only_beside_full_and_prefix(tmp_path, capsys, monkey
     from test_compare import tiny_sentiment
 
     import tutorlib.experiments.compare as cmp
-    from tutorlib.cli import cmd_compare
+    from tutorlib.cli import main
 
     real = cmp.compare
-    monkeypatch.setattr(cmp, "compare", lambda task, **kw: real(task, **{**kw, "tiny_data": tiny_sentiment(),
+    monkeypatch.setattr(cmp, "compare", lambda spec, **kw: real(spec, **{**kw, "tiny_data": tiny_sentiment(),
                                                                          "progress": False, "measure_energy": False}))
-    args = argparse.Namespace(task="sentiment", model="tiny-bert", dataset=None, methods="full,prefix,head-only",
-                              steps=2, prefix_length=4, seed=0, fast=True, out=str(tmp_path / "cli"))
-    assert cmd_compare(args) == 0
+    assert main(["compare", "--task", "sentiment", "--model", "tiny-bert", "--methods", "full,prefix,head-only",
+                 "--steps", "2", "--prefix-length", "4", "--fast", "--out", str(tmp_path / "cli")]) == 0
     out = capsys.readouterr().out
     quality = out.split("Quality")[1].split("Paired tests")[0]
     assert [line.split()[0] for line in quality.strip().splitlines()[2:5]] == ["full", "prefix", "head-only"]
@@ -82,4 +80,4 @@ def test_head_only_does_not_fit_summarisation():
     from tutorlib.experiments.compare import compare
 
     with pytest.raises(ValueError, match="does not fit the summarise task"):
-        compare("summarise", model="tiny-gpt2", methods="head-only", fast=True, progress=False)
+        compare("summarise", model="tiny-gpt2", methods="head-only", mode="fast", progress=False)

@@ -25,7 +25,7 @@ def made_up_result(task="sentiment") -> ComparisonResult:
                 "energy_kwh": 1e-4 * step, "energy_method": "codecarbon"}
 
     histories = {m: History(step=[1, 2, 3], loss=[0.7, 0.6, l]) for m, l in (("full", 0.3), ("prefix", 0.4))}
-    return ComparisonResult(task=task, model="minilm-l6", dataset="movie-snippets", fast=False, seed=0,
+    return ComparisonResult(task=task, model="minilm-l6", dataset="movie-snippets", mode="full", seed=0,
                             prefix_length=10, budget={"steps": 3}, rows=[row("full", 0.85, 22_000_000, 1.0),
                                                                           row("prefix", 0.81, 46_850, 0.65)],
                             data_summary={"clear_items": 519, "ambiguous_items": 542, "ambiguity_threshold": 0.82},

@@ -1,6 +1,9 @@
-"""The three registries: model families, methods, tasks. What the rest of the kit reads instead of names."""
+"""The three registries: model families, methods, tasks. What the rest of the kit reads instead of names.
+All three are one generic :class:`tutorlib.registry.Registry`: one order, one error for an unknown name."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,8 @@ from tutorlib.loading.models import KNOWN_MODELS, load_model, pretrained_part
 from tutorlib.methods.checkpoints import CheckpointError, save_tensors
 from tutorlib.methods.prefix.encoder import prefix_shape
 from tutorlib.methods.registry import Method, get_method, load_checkpoint, method_names, register
-from tutorlib.tasks.registry import get_task
+from tutorlib.registry import Registry, UnknownNameError
+from tutorlib.tasks.registry import TASKS, get_task
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tutorlib"
 
@@ -79,7 +83,7 @@ def test_checkpoints_module_is_storage_only():
 def test_task_registry_accepts_aliases_and_names_the_tasks():
     assert get_task("Summarization").name == "summarise"
     assert get_task("sentiment").head == "classification" and get_task("summarise").generates
-    with pytest.raises(ValueError, match="Unknown task 'translate'; choose one of: sentiment, summarise"):
+    with pytest.raises(UnknownNameError, match="Unknown task 'translate'; choose from: sentiment, summarise"):
         get_task("translate")
 
 
@@ -107,3 +111,48 @@ def test_sentiment_task_scores_a_model_through_its_record():
     assert task.reference_rows(rows)[0]["accuracy"] == pytest.approx(2 / 3)
     test = task.paired_test(predictions, predictions)
     assert test["p_value"] == 1.0 and test["only_a_right"] == test["only_b_right"] == 0
+
+
+def test_every_registry_lists_in_its_table_order_whatever_the_import_order():
+    # A fresh interpreter that imports summarise (and head_only) first: the listings keep the tables' order.
+    code = ("import tutorlib.tasks.summarise, tutorlib.methods.head_only\n"
+            "from tutorlib.tasks.registry import all_tasks\n"
+            "from tutorlib.methods.registry import all_methods\n"
+            "from tutorlib.loading.architectures import ARCHITECTURES\n"
+            "print([t.name for t in all_tasks()], [m.name for m in all_methods()], list(ARCHITECTURES))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ("['sentiment', 'summarise'] ['full', 'prefix', 'prefix-mlp', 'zero-shot', 'head-only'] "
+                           "['gpt2', 'bert', 'llama']")
+
+
+def test_names_are_known_without_importing_torch():
+    code = ("import sys\nfrom tutorlib.methods.registry import method_names\n"
+            "from tutorlib.tasks.registry import all_tasks\n"
+            "names = method_names(), [t.name for t in all_tasks()]\nprint('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_one_error_for_an_unknown_name_in_every_registry():
+    for registry, unknown in ((TASKS, "translate"), (ARCHITECTURES, "opt")):
+        with pytest.raises(UnknownNameError, match=f"Unknown {registry.kind} '{unknown}'; choose from: "):
+            registry.get(unknown)
+    with pytest.raises(UnknownNameError, match="Unknown method 'lora'; choose from: full, prefix"):
+        get_method("lora")
+
+
+def test_a_record_must_be_declared_in_its_table_and_its_module_must_register_it():
+    from types import SimpleNamespace
+
+    colours = Registry("colour", {"red": __name__, "blue": __name__}, aliases={"Navy": "blue"})
+    blue = colours.register(SimpleNamespace(name="blue"))
+    red = colours.register(SimpleNamespace(name="red"))
+    assert colours.get("navy") is blue and colours.get("BLUE") is blue and colours.find("green") is None
+    assert colours.all() == [red, blue]
+    with pytest.raises(ValueError, match="'green': '<its module>'"):
+        colours.register(SimpleNamespace(name="green"))
+    with pytest.raises(ValueError, match="already registered"):
+        colours.register(SimpleNamespace(name="blue"))
+    broken = Registry("colour", {"red": "tutorlib.units"})
+    with pytest.raises(ImportError, match="tutorlib.units was declared to register the colour 'red'"):
+        broken.get("red")

@@ -8,7 +8,7 @@ import torch
 from datasets import Dataset
 
 from tutorlib.loading.models import load_model
-from tutorlib.tasks import sentiment, summarise
+from tutorlib.tasks import batching, sentiment, summarise
 from tutorlib.tasks.metrics import (
     accuracy,
     expected_calibration_error,
@@ -121,7 +121,7 @@ def test_length_grouping_reduces_padding():
     def padding(batches):
         return sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in batches)
 
-    grouped = sentiment.length_grouped_batches(lengths, 16, shuffle=True, seed=0)
+    grouped = batching.length_grouped_batches(lengths, 16, shuffle=True, seed=0)
     plain = [list(range(i, i + 16)) for i in range(0, 400, 16)]
     assert sorted(i for b in grouped for i in b) == list(range(400))
     assert padding(grouped) < 0.2 * padding(plain)

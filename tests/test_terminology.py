@@ -94,7 +94,7 @@ def tiny_biochem(n_train=12, n_test=4) -> DatasetDict:
 
 def test_compare_reports_terminology_with_paired_tests_and_can_keep_texts_out_of_files(tmp_path):
     result = compare("summarise", model="tiny-gpt2", tiny_data=tiny_biochem(), methods="zero-shot,prefix",
-                     steps=2, fast=True, progress=False, measure_energy=False)
+                     steps=2, mode="fast", progress=False, measure_energy=False)
     for method in ("zero-shot", "prefix"):
         row = result.row(method)
         assert row["term_items"] == 4 and row["items_without_terms"] == 0
@@ -122,5 +122,5 @@ def test_compare_reports_terminology_with_paired_tests_and_can_keep_texts_out_of
 def test_summaries_without_term_lists_keep_the_plain_rouge_table():
     plain = tiny_biochem().remove_columns(["mesh_terms", "chemicals"])
     result = compare("summarise", model="tiny-gpt2", tiny_data=plain, methods="zero-shot",
-                     fast=True, progress=False, measure_energy=False)
+                     mode="fast", progress=False, measure_energy=False)
     assert "term_recall" not in result.row("zero-shot") and "term recall" not in result.table()

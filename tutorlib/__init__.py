@@ -22,14 +22,26 @@ from __future__ import annotations
 
 import importlib
 import os
+from typing import Literal, get_args
 
 __version__ = "0.2.0"
 
 
-MODES = ("fast", "workshop", "full")
+Mode = Literal["fast", "workshop", "full"]
+"""How big a run is: the type of every ``mode`` argument (see :func:`mode`)."""
+MODES: tuple[Mode, ...] = get_args(Mode)
 
 
-def mode() -> str:
+def check_mode(value: str | None, name: str = "mode") -> Mode:
+    """``value`` as a :data:`Mode` (None: the setting, :func:`mode`); a ValueError naming ``name`` otherwise."""
+    if value is None:
+        return mode()
+    if value not in MODES:
+        raise ValueError(f"{name} must be one of {', '.join(MODES)} (got {value!r}).")
+    return value
+
+
+def mode() -> Mode:
     """How big a run the lessons and commands make: ``"fast"``, ``"workshop"`` or ``"full"``.
 
     Set ``TUTORLIB_MODE=fast|workshop|full``; without it, ``TUTORLIB_FAST=1`` means fast and anything
@@ -107,7 +119,7 @@ _MODULES = {
 }
 _HOME = {name: module for module, names in _PUBLIC.items() for name in names}
 
-__all__ = ["MODES", "mode", "fast_mode", *_HOME, *_MODULES]
+__all__ = ["MODES", "Mode", "check_mode", "mode", "fast_mode", *_HOME, *_MODULES]
 
 
 def __getattr__(name: str):

@@ -1,20 +1,56 @@
-"""The `tutorlib` command: doctor | download | demo | compare | grade | release | build-exercises.
+"""The `tutorlib` command: doctor | download | demo | compare | tune | seeds | grade | release | refresh |
+inference | build-exercises.
 
-Each sub-command imports what it needs when it runs, so `tutorlib --help` is instant.
-A learner's mistake (unknown name, no network, bad folder) ends in one clear message and
-exit code 2, never a traceback; `TUTORLIB_DEBUG=1` shows the traceback too.
+Each sub-command imports what it needs when it runs, so `tutorlib --help` is instant, and every option
+is checked before anything heavy is imported or loaded (numbers by argparse, then names, files, the
+output folder and the device), so a slip is refused at once. A learner's mistake (unknown name, no
+network, bad folder) ends in one clear message, the last line printed, naming the option, and exit code
+2, never a traceback; `tutorlib --debug ...` (or `TUTORLIB_DEBUG=1`) shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
-import os
-import platform
-import sys
+
+from tutorlib import MODES, check_mode
+from tutorlib.validate import whole_number
+
+# What compare's settings are called on the command line, for the messages of tutorlib.experiments.spec.
+OPTION_NAMES = {"task": "--task", "model": "--model", "dataset": "--dataset", "methods": "--methods",
+                "mode": "--mode", "steps": "--steps", "prefix_length": "--prefix-length", "seed": "--seed",
+                "split_seed": "--split-seed", "learning_rates": "--lr", "device": "--device", "out": "--out",
+                "overwrite": "--overwrite", "batch_size": "--batch-size", "max_length": "--max-length",
+                "test_items": "--test-items", "eval_batch_size": "--eval-batch-size"}
+
+
+def whole(minimum: int = 1):
+    """An argparse type: a whole number >= ``minimum`` (argparse names the option in its message)."""
+    def parse(text: str) -> int:
+        try:
+            return whole_number(int(text), "it", minimum=minimum)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum} (got {text!r})") from None
+    parse.__name__ = "whole number"
+    return parse
+
+
+def seed_list(text: str) -> list[int]:
+    """An argparse type: ``"0,1,2"`` -> [0, 1, 2], each once."""
+    try:
+        seeds = [whole_number(int(s), "seed", minimum=0) for s in str(text).split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are whole numbers >= 0 separated by commas, e.g. 0,1,2 "
+                                         f"(got {text!r})") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"give at least one seed, each once, e.g. 0,1,2 (got {text!r})")
+    return seeds
 
 
 
@@ -23,11 +59,11 @@ def cmd_doctor(args) -> int:
     import torch
     import transformers
 
+    from tutorlib import mode
     from tutorlib.loading import assets
     from tutorlib.loading.data import describe_datasets
     from tutorlib.loading.models import describe_models
     from tutorlib.loading.threads import describe_threads
-    from tutorlib import mode
 
     print("tutorlib doctor")
     print(f"  python        {platform.python_version()} ({sys.executable})")
@@ -98,32 +134,39 @@ def _stop_on_sigterm(signum, frame):
     sys.exit(128 + signum)
 
 
-def cmd_compare(args) -> int:
-    """``tutorlib compare``: run :func:`compare` from parsed arguments, print the tables, return 0.
+def compare_spec(args):
+    """The :class:`~tutorlib.experiments.spec.ComparisonSpec` of ``tutorlib compare``'s options, checked:
+    errors name the options (``--batch-size``), and come before any model or data is loaded."""
+    from tutorlib.experiments.spec import ComparisonSpec
 
-    ``args``: task, model, dataset, methods (comma-separated), steps, prefix_length, seed, fast
-    (True = fast; False = full mode unless ``TUTORLIB_FAST=1``), out. ``kill PID`` (SIGTERM) stops it
-    like Ctrl-C, but only once the running PyTorch operation returns (Python handles signals between
-    operations: up to one training step, or one generated token batch), then removes the staging folder.
+    sizes = {"batch_size": args.batch_size, "max_length": args.max_length, "test_items": args.test_items,
+             "eval_batch_size": args.eval_batch_size}
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    return ComparisonSpec.create(
+        args.task, model=args.model, dataset=args.dataset, methods=methods, mode=args.mode, steps=args.steps,
+        budget={k: v for k, v in sizes.items() if v is not None}, prefix_length=args.prefix_length, seed=args.seed,
+        split_seed=args.split_seed, learning_rates=parse_rates(args.lr, methods) if args.lr else None,
+        device=args.device, out=args.out, overwrite=args.overwrite, names=OPTION_NAMES)
+
+
+def cmd_compare(args) -> int:
+    """``tutorlib compare``: check the options (:func:`compare_spec`), run the comparison, print the tables and
+    what they found (``--explain``: what each column means too); return 0 (130 when interrupted).
+
+    ``kill PID`` (SIGTERM) stops it like Ctrl-C, but only once the running PyTorch operation returns (Python
+    handles signals between operations: up to one training step, or one generated token batch), then
+    removes the staging folder.
     """
-    from tutorlib.experiments.compare import check_methods, check_task, compare
+    started = time.perf_counter()
+    spec = compare_spec(args)
+    from tutorlib.experiments.compare import compare
+    from tutorlib.experiments.verdict import legend, verdict
     from tutorlib.training.distributed import is_main_process
 
-    started = time.perf_counter()
     if threading.current_thread() is threading.main_thread():
         # `kill PID` (SIGTERM) as an exception, so the staging folder is removed as on Ctrl-C.
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    fast = True if args.fast else None
-    # Budget sizes given on the command line (a hand-made Namespace may lack them: then the mode's own).
-    sizes = {name: getattr(args, name, None) for name in ("batch_size", "max_length", "test_items", "eval_batch_size")}
-    rates = getattr(args, "lr", None)
-    methods = check_methods(check_task(args.task), args.methods)  # checked here too: --lr is parsed against this list
-    result = compare(args.task, model=args.model, dataset=args.dataset, methods=methods, steps=args.steps,
-                     prefix_length=args.prefix_length, seed=args.seed, fast=fast, out_dir=args.out,
-                     budget={k: v for k, v in sizes.items() if v is not None} or None,
-                     learning_rates=parse_rates(rates, methods) if rates else None,
-                     split_seed=getattr(args, "split_seed", 0), device=getattr(args, "device", None) or "auto",
-                     overwrite=getattr(args, "overwrite", False), use_cache=not getattr(args, "no_cache", False))
+    result = compare(spec, use_cache=not args.no_cache)
     if not is_main_process():  # launched on several processes: the main one reports
         return 0
     print()
@@ -131,11 +174,16 @@ def cmd_compare(args) -> int:
     if result.examples and any(result.examples.values()):  # tasks that generate keep a few examples
         print()
         print(result.examples_text())
+    if result.interrupted:
+        print("\nInterrupted: nothing was written.")
+        return 130
+    print()
+    print(verdict(result))
+    if args.explain:
+        print()
+        print(legend(result))
     minutes, seconds = divmod(time.perf_counter() - started, 60)
     print(f"\nWall time: {int(minutes)} min {seconds:.0f} s (command start to end, model loading included).")
-    if result.interrupted:
-        print("Interrupted: nothing was written.")
-        return 130
     return 0
 
 
@@ -143,7 +191,8 @@ def cmd_tune(args) -> int:
     """``tutorlib tune``: each method's learning rate from a small grid, chosen on the validation split."""
     from tutorlib.experiments.tuning import tune_learning_rates
 
-    tuning = tune_learning_rates(args.out, args.runs, seed=args.seed, split_seed=args.split_seed, fast=args.fast)
+    tuning = tune_learning_rates(args.out, args.runs, seed=args.seed, split_seed=args.split_seed,
+                                 mode=check_mode(args.mode, "--mode"))
     for row in tuning["table"]:
         print(f"{row['method']:<7} lr {row['lr']:<7g} validation {row['validation_accuracy']:.4f}  "
               f"test {row['test_accuracy']:.4f}{'  <- chosen' if row['chosen'] else ''}")
@@ -155,20 +204,24 @@ def cmd_seeds(args) -> int:
     """``tutorlib seeds``: the sentiment comparison over several training seeds (and split seeds)."""
     import json
 
-    from tutorlib.experiments.seeds import parse_seeds, run_seeds, seeds_table, summarise_seeds
-
     if args.lr:
         rates = parse_rates(args.lr, ("full", "prefix"))
     else:
         tuning = Path(args.tuning) / "tuning.json"
         if not tuning.is_file():
-            raise FileNotFoundError(f"No {tuning}: run `tutorlib tune --out {args.tuning}` first, or give the "
-                                    f"rates yourself with --lr full=5e-5,prefix=1e-2.")
-        rates = json.loads(tuning.read_text())["chosen"]
-    seeds, split_seeds = parse_seeds(args.seeds), parse_seeds(args.split_seeds)
-    records = run_seeds(args.runs, seeds, rates, split_seeds=split_seeds[:1], fast=args.fast)
+            raise FileNotFoundError(f"--tuning: no {tuning}; run `tutorlib tune --out {args.tuning}` first, or give "
+                                    f"the rates yourself with --lr full=5e-5,prefix=1e-2.")
+        try:
+            rates = json.loads(tuning.read_text())["chosen"]
+        except (ValueError, KeyError):
+            raise ValueError(f"--tuning: {tuning} is not a tuning.json written by `tutorlib tune` (no \"chosen\" "
+                             f"rates); run `tutorlib tune --out {args.tuning}` again.") from None
+    from tutorlib.experiments.seeds import run_seeds, seeds_table, summarise_seeds
+
+    seeds, split_seeds, mode = args.seeds, args.split_seeds, check_mode(args.mode, "--mode")
+    records = run_seeds(args.runs, seeds, rates, split_seeds=split_seeds[:1], mode=mode)
     for split_seed in split_seeds[1:]:  # another split: training seed 0 only
-        records += run_seeds(args.runs, [0], rates, split_seeds=[split_seed], fast=args.fast)
+        records += run_seeds(args.runs, [0], rates, split_seeds=[split_seed], mode=mode)
     summary = summarise_seeds(records)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -183,20 +236,26 @@ def parse_rates(text: str, methods) -> dict[str, float]:
     text = str(text).strip()
     try:
         if "=" not in text:
-            return {m: float(text) for m in methods}
-        pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
-        return {name.strip(): float(value) for name, value in pairs}
+            rates = {m: float(text) for m in methods}
+        else:
+            pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+            rates = {name.strip(): float(value) for name, value in pairs}
     except ValueError:
-        raise ValueError(f"Could not read the learning rates {text!r}: write one number (e.g. 1e-3) or "
+        raise ValueError(f"--lr: could not read the learning rates {text!r}: write one number (e.g. 1e-3) or "
                          f"method=rate pairs separated by commas (e.g. full=5e-5,prefix=1e-2).") from None
+    bad = [m for m, lr in rates.items() if not lr > 0]
+    if bad:
+        raise ValueError(f"--lr: the learning rate of {bad[0]!r} must be a number > 0 (got {rates[bad[0]]!r}).")
+    return rates
 
 
 def cmd_grade(args) -> int:
     from tutorlib.course.autograde import GradingOptions
     from tutorlib.course.sandbox import Limits, SandboxUnavailable, check_sandbox
 
-    for option, value in (("--jobs", args.jobs), ("--cell-timeout", args.cell_timeout),
-                          ("--notebook-budget", args.notebook_budget), ("--memory-gib", args.memory_gib)):
+    from tutorlib import check_mode
+
+    for option, value in (("--notebook-budget", args.notebook_budget), ("--memory-gib", args.memory_gib)):
         if value is None or value <= 0:
             print(f"error: {option} must be a positive number, not {value}", file=sys.stderr)
             return 2
@@ -208,7 +267,8 @@ def cmd_grade(args) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    options = GradingOptions(mode=os.environ.get("TUTORLIB_MODE", "fast") or "fast", cell_timeout=args.cell_timeout,
+    # The assignments are sized for fast mode; TUTORLIB_MODE=workshop|full grades with bigger budgets.
+    options = GradingOptions(mode=check_mode(os.environ.get("TUTORLIB_MODE") or "fast"), cell_timeout=args.cell_timeout,
                              notebook_budget=args.notebook_budget, unsafe_no_sandbox=args.unsafe_no_sandbox,
                              limits=Limits(memory_bytes=int(args.memory_gib * 2**30), threads=threads))
     if len(args.paths) == 1 and Path(args.paths[0]).is_dir():
@@ -257,7 +317,7 @@ def cmd_refresh(args) -> int:
 
     started = time.perf_counter()
     result = refresh_experiment(updates=args.updates, examples_per_update=args.examples_per_update,
-                                fast=args.fast, progress=True)
+                                mode=check_mode(args.mode, "--mode"), progress=True)
     result["settings"]["wall_seconds"] = time.perf_counter() - started
     print(refresh_table(result), f"\nwrote {save_refresh(result, args.out)}", sep="\n")
     return 0
@@ -310,13 +370,13 @@ def build_main(solutions_dir: str | Path = "solutions", exercises_dir: str | Pat
 
     Exit code: 0 done / in sync, 1 out of sync (``check``), 2 a solution notebook or folder is wrong.
     """
-    from tutorlib.course.builder import CourseError, _out_of_date, build_exercises
+    from tutorlib.course.builder import CourseError, build_exercises, check_exercises_in_sync
 
     try:
         if check:
-            stale = _out_of_date(Path(solutions_dir), Path(exercises_dir))
-            for path, why in stale:
-                print(f"{path}: {why}")
+            stale = check_exercises_in_sync(solutions_dir, exercises_dir)
+            for path in stale:
+                print(f"{path}: missing, out of date, or without a solution notebook")
             if stale:
                 print(f"{len(stale)} exercise file(s) out of sync: run `tutorlib build-exercises` "
                       "(and delete exercises that have no solution).", file=sys.stderr)
@@ -331,17 +391,28 @@ def build_main(solutions_dir: str | Path = "solutions", exercises_dir: str | Pat
     return 0
 
 
+def _mode_options(parser, what: str) -> None:
+    """--mode fast|workshop|full, and --fast for --mode fast."""
+    parser.add_argument("--mode", choices=MODES, default=None,
+                        help=f"{what}: fast (seconds; a check, not a measurement), workshop (minutes; the sign of "
+                             "full mode) or full (default: TUTORLIB_MODE, else full)")
+    parser.add_argument("--fast", dest="mode", action="store_const", const="fast", help="the same as --mode fast")
+
+
 def _run_store_options(parser, *, out: str, what: str) -> None:
-    """--fast, --runs and --out for the commands that train many sentiment runs and keep each one."""
-    parser.add_argument("--fast", action="store_true", help="the small budget (a quick check, not a measurement)")
+    """--mode, --runs and --out for the commands that train many sentiment runs and keep each one."""
+    _mode_options(parser, "every run's budget")
     parser.add_argument("--runs", default="results/sentiment-runs",
                         help="one JSON file per training run (shared by tune and seeds; a stopped run resumes)")
     parser.add_argument("--out", default=out, help=f"where {what} goes")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tutorlib", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="tutorlib", description=" ".join(__doc__.split("\n\n")[0].split()),
+                                epilog="A refused option ends in one message, its last line; --debug shows the "
+                                       "traceback instead.")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error (or TUTORLIB_DEBUG=1)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("doctor", help="versions, device, cache, which assets are present").set_defaults(func=cmd_doctor)
 
@@ -359,34 +430,40 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dataset", default=None, help="dataset name (default: the task's offline default)")
     c.add_argument("--methods", default="full,prefix",
                    help="comma-separated method names, e.g. full,prefix,prefix-mlp (an unknown name lists them all)")
-    c.add_argument("--steps", type=int, default=None, help="training steps per method")
-    c.add_argument("--prefix-length", type=int, default=10)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--fast", action="store_true", help="small data and few steps (same code path)")
-    c.add_argument("--batch-size", type=int, default=None, help="training batch (global: shared by all processes)")
-    c.add_argument("--max-length", type=int, default=None, help="tokens per training/test item (longer ones are cut)")
-    c.add_argument("--test-items", type=int, default=None, help="score on the first N test items only")
-    c.add_argument("--eval-batch-size", type=int, default=None, help="items scored (summaries generated) at once "
-                                                                     "(default: the task's; summarise: chosen from free memory)")
+    c.add_argument("--steps", type=whole(), default=None, help="training steps per method (default: the mode's)")
+    c.add_argument("--prefix-length", type=whole(), default=10, help="virtual tokens per layer (default 10)")
+    c.add_argument("--seed", type=whole(0), default=0, help="the training seed (default 0)")
+    _mode_options(c, "the budget")
+    c.add_argument("--batch-size", type=whole(), default=None, help="training batch (global: shared by all processes)")
+    c.add_argument("--max-length", type=whole(), default=None,
+                   help="tokens per training/test item (longer ones are cut; too few for the task is refused)")
+    c.add_argument("--test-items", type=whole(), default=None, help="score on the first N test items only")
+    c.add_argument("--eval-batch-size", type=whole(), default=None, help="items scored (summaries generated) at once "
+                                                                      "(default: the task's; summarise: chosen from "
+                                                                      "free memory)")
     c.add_argument("--no-cache", action="store_true", help="make the zero-shot row again instead of reusing a stored one")
     c.add_argument("--lr", default=None, help="learning rates: method=rate pairs (full=5e-5,prefix=1e-2) or one "
                                               "number for every method (default: each method's documented rate)")
-    c.add_argument("--split-seed", type=int, default=0, help="which rows go to train/validation/test (data "
-                                                              "without published splits); --seed is the training seed")
-    c.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, ...")
+    c.add_argument("--split-seed", type=whole(0), default=0,
+                   help="which rows go to train/validation/test (data without published splits); --seed is the "
+                        "training seed")
+    c.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
     c.add_argument("--out", default="runs/compare", help="output folder for results.json and plots")
     c.add_argument("--overwrite", action="store_true", help="replace an earlier comparison in --out")
+    c.add_argument("--explain", action="store_true", help="also say what each column of the tables means")
     c.set_defaults(func=cmd_compare)
 
     t = sub.add_parser("tune", help="sentiment: each method's learning rate from a grid, chosen on validation")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--split-seed", type=int, default=0)
+    t.add_argument("--seed", type=whole(0), default=0, help="the training seed (default 0)")
+    t.add_argument("--split-seed", type=whole(0), default=0, help="the data split's seed (default 0)")
     _run_store_options(t, out="results/sentiment-tuning", what="tuning.json")
     t.set_defaults(func=cmd_tune)
 
-    s = sub.add_parser("seeds", help="sentiment: full vs prefix over several training seeds (mean, 95% interval)")
-    s.add_argument("--seeds", default="0,1,2", help="training seeds (the data split stays at --split-seeds' first)")
-    s.add_argument("--split-seeds", default="0", help="data split seeds; beyond the first, run at training seed 0")
+    s = sub.add_parser("seeds", help="sentiment: full vs prefix over several training seeds (mean, 95%% interval)")
+    s.add_argument("--seeds", type=seed_list, default="0,1,2",
+                   help="training seeds (the data split stays at --split-seeds' first)")
+    s.add_argument("--split-seeds", type=seed_list, default="0",
+                   help="data split seeds; beyond the first, run at training seed 0")
     s.add_argument("--lr", default=None, help="full=RATE,prefix=RATE (default: the choice in --tuning)")
     s.add_argument("--tuning", default="results/sentiment-tuning", help="folder with tuning.json (for the rates)")
     _run_store_options(s, out="results/sentiment-seeds", what="summary.json")
@@ -395,13 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("grade", help="score notebooks (grades.json, grades.md), or a class folder (gradebook.csv)")
     g.add_argument("paths", nargs="+", help="notebooks, or one folder with a sub-folder per learner")
     g.add_argument("--out", default="grades")
-    g.add_argument("--cell-timeout", type=int, default=300)
+    g.add_argument("--cell-timeout", type=whole(), default=300, help="seconds one cell may run (default 300)")
     g.add_argument("--pass-mark", type=float, default=None, help="exit 1 below this fraction (0-1)")
     g.add_argument("--solutions", default="solutions", help="the teacher's private solutions (hidden tests)")
     g.add_argument("--feedback", action="store_true", help="visible checks only, no solutions (a learner's run)")
     g.add_argument("--roster", default=None, help="class mode: CSV folder,learner mapping folders to learner ids")
     g.add_argument("--overrides", default=None, help="class mode: CSV learner,notebook,decision,note (teacher)")
-    g.add_argument("--jobs", type=int, default=1, help="class mode: learners graded at the same time")
+    g.add_argument("--jobs", type=whole(), default=1, help="class mode: learners graded at the same time")
     g.add_argument("--notebook-budget", type=float, default=900, help="seconds for one notebook, all cells")
     g.add_argument("--class-budget", type=float, default=None, help="class mode: seconds for the whole class")
     g.add_argument("--memory-gib", type=float, default=4, help="memory one notebook's sandbox may use")
@@ -415,12 +492,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--solutions", default="solutions")
     r.set_defaults(func=cmd_release)
 
-    r = sub.add_parser("refresh", help="K data refreshes of MiniLM sentiment: per update train time, bytes, swap, quality")
-    for flag, options in (("--out", dict(default="results/refresh-sentiment")),
-                          ("--updates", dict(type=int, default=5)),
-                          ("--examples-per-update", dict(type=int, help="default: the train split in K slices")),
-                          ("--fast", dict(action="store_true", help="the fast budget's test size (300 items)"))):
-        r.add_argument(flag, **options)
+    r = sub.add_parser("refresh",
+                       help="K data refreshes of MiniLM sentiment: per update train time, bytes, swap, quality")
+    r.add_argument("--out", default="results/refresh-sentiment")
+    r.add_argument("--updates", type=whole(), default=5, help="K, the number of data refreshes (default 5)")
+    r.add_argument("--examples-per-update", type=whole(), help="default: the train split in K slices")
+    _mode_options(r, "test size, batch and sequence length")
     r.set_defaults(func=cmd_refresh)
 
     i = sub.add_parser("inference", help="inference latency/memory with and without a prefix; serving N tasks")
@@ -438,17 +515,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; its exit code. An error a learner can fix is one message on stderr, its last line,
+    and exit code 2 (``--debug`` or ``TUTORLIB_DEBUG=1``: the traceback instead). ``--help`` exits 0."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help (0) or an option argparse refused (2, its message already printed)
+        return int(stop.code or 0)
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         return 130
     except (ValueError, RuntimeError, OSError, KeyError) as err:
-        if os.environ.get("TUTORLIB_DEBUG") == "1":
+        if args.debug or os.environ.get("TUTORLIB_DEBUG") == "1":
             raise
-        print(f"tutorlib {args.command}: {type(err).__name__}: {err}", file=sys.stderr)
-        print("(TUTORLIB_DEBUG=1 shows the full traceback.)", file=sys.stderr)
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"tutorlib {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -227,7 +227,8 @@ def recommend(rows: Sequence[Mapping], budget: Budget | None = None) -> Recommen
             best = max(candidates, key=lambda r: (r[metric], tuple(-x for x in _cheapness(r))))
             rest = [r for r in candidates if r is not best]
             reason = (f"{len(feasible)} methods meet every budget; {best['method']} has the highest "
-                      f"{metric} ({best[metric]:.3g} vs " + ", ".join(f"{r[metric]:.3g} for {r['method']}" for r in rest)
+                      f"{metric} ({best[metric]:.3g} vs "
+                      + ", ".join(f"{r[metric]:.3g} for {r['method']}" for r in rest)
                       + ").")
         else:
             best = min(candidates, key=_cheapness)

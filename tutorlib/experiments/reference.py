@@ -29,7 +29,8 @@ def reference_results_folder() -> Path:
         if folder.is_dir() and any(folder.glob("*/results.json")):
             return folder
     raise FileNotFoundError(f"No reference results in {CLONE_RESULTS} or {PACKAGED_RESULTS}. Reinstall the kit from "
-                            "its git tag (the README's install line), or run `tutorlib compare ... --out results/NAME`.")
+                            "its git tag (the README's install line), or run "
+                            "`tutorlib compare ... --out results/NAME`.")
 
 
 def reference_results() -> dict[str, ComparisonResult]:

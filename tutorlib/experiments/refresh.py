@@ -3,7 +3,7 @@ the deployed model is updated. Per update and method: training time, bytes to sh
 update into a model already serving, and quality afterwards.
 
     >>> from tutorlib.experiments.refresh import refresh_experiment
-    >>> result = refresh_experiment(updates=5, fast=True)          # doctest: +SKIP  (MiniLM, minutes on a CPU)
+    >>> result = refresh_experiment(updates=5, mode="fast")        # doctest: +SKIP  (MiniLM, minutes on a CPU)
     >>> result["updates"][0]                                       # doctest: +SKIP  one dict per method x update
     >>> save_refresh(result, "results/refresh-sentiment")          # doctest: +SKIP
 
@@ -34,7 +34,8 @@ from pathlib import Path
 
 import torch
 
-from tutorlib.experiments.compare import BUDGETS, LEARNING_RATES
+from tutorlib import Mode
+from tutorlib.experiments.compare import LEARNING_RATES
 from tutorlib.loading.data import load_dataset
 from tutorlib.loading.models import load_model
 from tutorlib.methods import checkpoints
@@ -78,7 +79,7 @@ def swap_in(serving, folder) -> float:
 
 def refresh_experiment(*, model: str = "minilm-l6", dataset: str = "movie-snippets", updates: int = 5,
                        examples_per_update: int | None = None, methods=("full", "prefix"), prefix_length: int = 10,
-                       seed: int = 0, fast: bool = False, tiny_data=None, progress: bool = False) -> dict:
+                       seed: int = 0, mode: Mode = "full", tiny_data=None, progress: bool = False) -> dict:
     """Run the K-update scenario for each method on sentiment; return a JSON-able dict.
 
     Args:
@@ -86,7 +87,8 @@ def refresh_experiment(*, model: str = "minilm-l6", dataset: str = "movie-snippe
         updates: K, the number of data refreshes.
         examples_per_update: rows per refresh (None: the whole train split in K equal slices).
         methods: "full" and/or "prefix".
-        fast: the fast budget's sizes (test items, sequence length) from :data:`~tutorlib.experiments.compare.BUDGETS`.
+        mode: whose sizes (test items, batch, sequence length) to use: the sentiment task's budget for "fast",
+            "workshop" or "full" (``tutorlib.tasks.sentiment.BUDGETS``). Each update is one pass over its slice.
         tiny_data: a ``DatasetDict`` with train and test splits used instead of ``dataset`` (tests).
 
     Returns:
@@ -97,7 +99,7 @@ def refresh_experiment(*, model: str = "minilm-l6", dataset: str = "movie-snippe
     unknown = [m for m in methods if m not in ("full", "prefix")]
     if unknown:
         raise ValueError(f"refresh_experiment compares 'full' and 'prefix'; got {unknown[0]!r}.")
-    budget = BUDGETS[("sentiment", bool(fast))]
+    budget = sentiment.SENTIMENT.budget(mode)
     splits = tiny_data if tiny_data is not None else load_dataset(dataset, seed=seed)
     test = splits["test"]
     if budget.test_items:
@@ -105,7 +107,7 @@ def refresh_experiment(*, model: str = "minilm-l6", dataset: str = "movie-snippe
     slices = data_slices(splits["train"], updates, examples_per_update)
     settings = {"model": model, "dataset": dataset if tiny_data is None else "tiny-data", "updates": updates,
                 "examples_per_update": len(slices[0]), "test_items": len(test), "batch_size": budget.batch_size,
-                "max_length": budget.max_length, "prefix_length": prefix_length, "seed": seed, "fast": bool(fast),
+                "max_length": budget.max_length, "prefix_length": prefix_length, "seed": seed, "mode": mode,
                 "learning_rates": {m: LEARNING_RATES[("sentiment", m)] for m in methods},
                 "torch_threads": torch.get_num_threads()}
     rows = []

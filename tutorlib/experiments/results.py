@@ -16,17 +16,16 @@ import json
 import math
 import os
 import platform
-import shutil
-import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tutorlib.files import atomic_file, replace_folder, write_atomic
+from tutorlib import Mode
+from tutorlib.experiments.output_folder import RESULTS_FILE
+from tutorlib.files import atomic_file, write_atomic
 from tutorlib.training.distributed import distributed_environment
 from tutorlib.training.loop import History
 
-RESULTS_FILE, PREDICTIONS_FILE, TABLE_FILE = "results.json", "predictions.json", "table.txt"
+PREDICTIONS_FILE, TABLE_FILE = "predictions.json", "table.txt"
 
 
 @dataclass
@@ -43,7 +42,7 @@ class ComparisonResult:
     task: str
     model: str
     dataset: str
-    fast: bool
+    mode: Mode  # "fast", "workshop" or "full": how big a budget (see tutorlib.mode)
     seed: int
     prefix_length: int
     budget: dict
@@ -60,12 +59,11 @@ class ComparisonResult:
     share_text: bool = True  # False: saved files keep ids and scores, never documents or summaries (licence)
     environment: dict = field(default_factory=dict)
     wall_seconds: float = 0.0
-    mode: str | None = None  # "fast", "workshop" or "full"; None in results saved before workshop mode existed
 
     @property
-    def size(self) -> str:
-        """The run's size in words: "fast", "workshop" or "full" (from ``fast`` for older saved results)."""
-        return self.mode or ("fast" if self.fast else "full")
+    def fast(self) -> bool:
+        """True for a fast-mode run: its numbers show the machinery, not the answer."""
+        return self.mode == "fast"
 
     # ---------------------------------------------------------------- views
     def row(self, method: str) -> dict:
@@ -139,6 +137,8 @@ class ComparisonResult:
         data["histories"] = {m: History.from_dict(h) for m, h in data.get("histories", {}).items()}
         if (folder / PREDICTIONS_FILE).is_file():
             data["predictions"] = json.loads((folder / PREDICTIONS_FILE).read_text())
+        if not data.get("mode"):  # saved before workshop mode existed: only "fast" was recorded
+            data["mode"] = "fast" if data.get("fast") else "full"
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -176,99 +176,3 @@ def environment() -> dict:
             "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), **distributed_environment(),
             # Other work on the machine slows every step: a load above the core count means sharing.
             "load_average_1_5_15_min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
-
-
-# ----------------------------------------------------------------------------- the output folder
-
-
-def _what_it_holds(results_file: Path) -> str:
-    """', sentiment: full, prefix; 2026-12-05 11:02' from a saved results.json ('' if unreadable)."""
-    try:
-        data = json.loads(results_file.read_text())
-        methods = ", ".join(r.get("method", "?") for r in data.get("rows", []))
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(results_file.stat().st_mtime))
-        return f", {data.get('task', '?')}: {methods}; written {when}"
-    except (OSError, ValueError, AttributeError):
-        return ""
-
-
-class OutputFolder:
-    """Write a comparison's folder all at once, or not at all.
-
-    ``with OutputFolder("runs/x") as folder:`` checks at once that ``runs/x`` can be written (a clear
-    OSError naming the folder otherwise), creates a hidden staging folder beside it (``folder.staging``,
-    also ``folder.checkpoints``), and :meth:`commit` renames the staging folder into place (replacing an
-    earlier results folder). Leaving the block without ``commit()`` (an error, Ctrl-C) removes the
-    staging folder and any parent folders it created. A folder that already holds a comparison is
-    refused unless ``overwrite=True``. With ``None``: a temporary folder for
-    checkpoints only, always removed; ``folder.path`` and ``folder.staging`` are None.
-    """
-
-    def __init__(self, path, overwrite: bool = False):
-        self.path = None if path is None else Path(path).expanduser().absolute()
-        self.overwrite = overwrite
-        self.staging: Path | None = None
-        self.checkpoints: Path | None = None
-        self._created: list[Path] = []
-        self._committed = False
-
-    def __enter__(self) -> OutputFolder:
-        if self.path is None:
-            self.checkpoints = Path(tempfile.mkdtemp(prefix="tutorlib-checkpoints-"))
-            return self
-        self._check_target()
-        parent = self.path.parent
-        try:
-            missing = [p for p in [parent, *parent.parents] if not p.exists()]
-            parent.mkdir(parents=True, exist_ok=True)
-            self._created = missing  # deepest first: removed in this order if nothing is committed
-            self.staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.partial-", dir=parent))
-        except OSError as err:
-            self._remove_created()
-            raise OSError(f"Cannot write the output folder {self.path}: {err.strerror or err}. Choose another "
-                          f"folder (--out / out_dir=) where you can write.") from None
-        self.checkpoints = self.staging
-        return self
-
-    def _check_target(self) -> None:
-        target = self.path
-        if target.exists() and not target.is_dir():
-            raise OSError(f"The output folder {target} is a file. Choose another folder (--out / out_dir=).")
-        if target.is_dir() and any(target.iterdir()) and not (target / RESULTS_FILE).is_file():
-            raise OSError(f"The output folder {target} exists and holds other files (no {RESULTS_FILE}): it is "
-                          f"not an earlier comparison, so it is not replaced. Choose a new or empty folder.")
-        if (target / RESULTS_FILE).is_file() and not self.overwrite:
-            raise FileExistsError(f"The output folder {target} already holds a comparison ({RESULTS_FILE}"
-                                  f"{_what_it_holds(target / RESULTS_FILE)}). Choose another folder (--out), or "
-                                  f"replace it with --overwrite (overwrite=True).")
-        for ancestor in target.parents:
-            if ancestor.exists():
-                if not ancestor.is_dir():
-                    raise OSError(f"Cannot write the output folder {target}: {ancestor} is a file, not a folder.")
-                if not os.access(ancestor, os.W_OK | os.X_OK):
-                    raise OSError(f"Cannot write the output folder {target}: no permission to write in {ancestor}.")
-                break
-
-    def commit(self) -> Path:
-        """Put the staging folder in place of ``path`` (an older results folder there is replaced)."""
-        if self.path is None:
-            raise ValueError("No output folder was given: nothing to commit.")
-        replace_folder(self.staging, self.path)
-        self._committed = True
-        return self.path
-
-    def _remove_created(self) -> None:
-        for folder in self._created:  # deepest first; only if still empty
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-
-    def __exit__(self, *exc) -> None:
-        if self.path is None:
-            shutil.rmtree(self.checkpoints, ignore_errors=True)
-            return
-        if not self._committed:
-            if self.staging is not None:
-                shutil.rmtree(self.staging, ignore_errors=True)
-            self._remove_created()

@@ -2,9 +2,9 @@
 
 :func:`tutorlib.experiments.compare.compare` calls these; a lesson that wants one run by hand can too::
 
-    data = prepare_data("sentiment", "tiny-bert", "tiny", tiny_data, budget, seed=0)
-    run = run_method("prefix", task="sentiment", model_name="tiny-bert", data=data, budget=budget, lr=1e-2,
-                     prefix_length=10, seed=0, checkpoint_root=Path("runs/x"), progress=False)
+    spec = ComparisonSpec.create("sentiment", model="tiny-bert", dataset="tiny", methods="prefix", mode="fast")
+    data = prepare_data(spec.task, spec.model, spec.dataset, tiny_data, spec.budget, seed=0)
+    run = run_method(get_method("prefix"), spec=spec, data=data, checkpoint_root=Path("runs/x"), progress=False)
     run.row["accuracy"], run.row["median_step_seconds"]
 
 A row is one flat dict: the method, its quality metrics, its :class:`tutorlib.training.measure.RunCost` fields
@@ -23,7 +23,7 @@ import numpy as np
 from tutorlib.experiments import zero_shot_cache
 from tutorlib.loading.data import load_dataset
 from tutorlib.loading.models import load_model
-from tutorlib.methods.registry import MethodSetup, get_method
+from tutorlib.methods.registry import Method, MethodSetup
 from tutorlib.tasks import terminology
 from tutorlib.tasks.generation_batch import generation_batch_size
 from tutorlib.tasks.metrics import paired_sign_flip_p
@@ -120,63 +120,61 @@ def evaluate(task: Task, tuned, tokenizer, data: PreparedData, budget) -> tuple[
     return metrics, predictions, examples
 
 
-def run_method(method: str, *, task: str, model_name: str, data: PreparedData, budget, lr: float | None,
-               prefix_length: int, seed: int, checkpoint_root: Path, progress: bool = True,
-               measure_energy: bool = True, prefix_init_text: str | None = None,
-               lr_by_name: dict[str, float] | None = None, device: str = "auto", use_cache: bool = True) -> MethodRun:
+def run_method(method: Method, *, spec, data: PreparedData, checkpoint_root: Path, progress: bool = True,
+               measure_energy: bool = True, use_cache: bool = True) -> MethodRun:
     """Fresh model -> wrap -> train (``data.steps`` steps) -> evaluate -> checkpoint -> one row.
-    ``lr_by_name``: own rates for some parameters (see :class:`~tutorlib.training.loop.TrainConfig`).
-    ``device``: where it trains and is scored ("auto", "cpu", "cuda", "cuda:1", ...).
+    ``spec``: the :class:`~tutorlib.experiments.spec.ComparisonSpec` (task, model, budget, seed, prefix length,
+    learning rates, device); the method's own per-parameter rates come from its record.
     ``use_cache``: a method that trains nothing (zero-shot) reuses the row an earlier comparison stored
     for the same model, test rows and generation settings (:mod:`tutorlib.experiments.zero_shot_cache`),
     and stores its own otherwise; False makes it again. One process only (several: always made).
 
     Raises:
         DoesNotFitError: one training step cannot fit in the device's free memory (checked first)."""
-    kwargs = dict(task=task, model_name=model_name, data=data, budget=budget, lr=lr, prefix_length=prefix_length,
-                  seed=seed, checkpoint_root=checkpoint_root, progress=progress, measure_energy=measure_energy,
-                  prefix_init_text=prefix_init_text, lr_by_name=lr_by_name, device=device)
-    if not use_cache or get_method(method).trains or process_count() > 1:
-        return _run_method(method, **kwargs)
-    key, facts = zero_shot_cache.key_of(task=get_task(task).name, method=method, model_name=model_name,
+    if not use_cache or method.trains or process_count() > 1:
+        return _run_method(method, spec=spec, data=data, checkpoint_root=checkpoint_root, progress=progress,
+                           measure_energy=measure_energy)
+    key, facts = zero_shot_cache.key_of(task=spec.task.name, method=method.name, model_name=spec.model,
                                         dataset_name=data.dataset_name, test_rows=data.test,
-                                        max_length=budget.max_length, max_new_tokens=budget.max_new_tokens,
-                                        seed=seed, device=resolve_device(device))
+                                        max_length=spec.budget.max_length, max_new_tokens=spec.budget.max_new_tokens,
+                                        seed=spec.seed, device=resolve_device(spec.device))
     with zero_shot_cache.locked(key) as path:
         stored = zero_shot_cache.load(key)
         if stored is not None:
             if progress:
-                print(f"{method}: reused from the cache ({path}): an earlier comparison made it with the same "
+                print(f"{method.name}: reused from the cache ({path}): an earlier comparison made it with the same "
                       f"model, test rows and generation settings (--no-cache makes it again)")
-            return MethodRun(method, {**stored["row"], "from_cache": True}, None, stored["predictions"],
+            return MethodRun(method.name, {**stored["row"], "from_cache": True}, None, stored["predictions"],
                              stored["examples"])
-        run = _run_method(method, **kwargs)
+        run = _run_method(method, spec=spec, data=data, checkpoint_root=checkpoint_root, progress=progress,
+                          measure_energy=measure_energy)
         zero_shot_cache.save(key, facts, run.row, run.predictions, run.examples)
         return run
 
 
-def _run_method(method: str, *, task: str, model_name: str, data: PreparedData, budget, lr: float | None,
-                prefix_length: int, seed: int, checkpoint_root: Path, progress: bool, measure_energy: bool,
-                prefix_init_text: str | None, lr_by_name: dict[str, float] | None, device: str) -> MethodRun:
+def _run_method(method: Method, *, spec, data: PreparedData, checkpoint_root: Path, progress: bool,
+                measure_energy: bool) -> MethodRun:
     """:func:`run_method` without the cache."""
-    task = get_task(task)
-    model, tokenizer = load_model(model_name, task=task.head, seed=seed)  # a fresh copy per method
-    setup = MethodSetup(model_name=model_name, seed=seed, prefix_length=prefix_length,
-                        prefix_init_text=prefix_init_text, tokenizer=tokenizer)
-    where = resolve_device(device)
-    if get_method(method).trains:  # before wrapping: a prefix that does not fit is refused, not allocated
+    task, budget, name = spec.task, spec.budget, method.name
+    lr = spec.learning_rates.get(name)
+    lr_by_name = method.parameter_learning_rates.get(task.name)
+    model, tokenizer = load_model(spec.model, task=task.head, seed=spec.seed)  # a fresh copy per method
+    setup = MethodSetup(model_name=spec.model, seed=spec.seed, prefix_length=spec.prefix_length,
+                        prefix_init_text=spec.prefix_init_text, tokenizer=tokenizer)
+    where = resolve_device(spec.device)
+    if method.trains:  # before wrapping: a prefix that does not fit is refused, not allocated
         check_step_fits(model, batch_size=budget.batch_size, seq_len=budget.max_length,
-                        prefix_length=prefix_length if get_method(method).adds_prefix else 0, device=where)
-    tuned = get_method(method).wrap(model, setup)
+                        prefix_length=spec.prefix_length if method.adds_prefix else 0, device=where)
+    tuned = method.wrap(model, setup)
     history = None
-    if get_method(method).trains:
+    if method.trains:
         # collect_garbage: the memory columns are compared side by side, so each run's baseline holds live
         # objects only (the one full collection of this method, before its timed steps).
-        config = TrainConfig(steps=data.steps, lr=lr, lr_by_name=lr_by_name, seed=seed, measure_energy=measure_energy,
-                             device=device, collect_garbage=True)
+        config = TrainConfig(steps=data.steps, lr=lr, lr_by_name=lr_by_name, seed=spec.seed,
+                             measure_energy=measure_energy, device=spec.device, collect_garbage=True)
         history = train(tuned, data.batches, config, progress=progress)
         if history.interrupted:  # stopping: no evaluation of a half-trained model
-            return MethodRun(method, {"method": method, "interrupted": True, "steps_done": len(history.loss)},
+            return MethodRun(name, {"method": name, "interrupted": True, "steps_done": len(history.loss)},
                              history, [], [])
     else:
         tuned.to(where)  # a method that does not train is scored where the others are
@@ -189,14 +187,14 @@ def _run_method(method: str, *, task: str, model_name: str, data: PreparedData, 
         cost.update(steps=0, trainable_params=0, total_params=count_parameters(tuned).total, checkpoint_bytes=0)
         stored = 0
     else:
-        paths = tuned.save_checkpoint(Path(checkpoint_root) / method)
-        cost = run_cost(history, tuned, paths, name=method).to_dict()
+        paths = tuned.save_checkpoint(Path(checkpoint_root) / name)
+        cost = run_cost(history, tuned, paths, name=name).to_dict()
         stored = parameter_summary(tuned).stored
     cost.pop("name")
     losses = history.loss if history is not None else []
     tail = losses[-max(1, len(losses) // 10):] if losses else []
     energy = history.energy if history is not None else None
-    row = {"method": method, "lr": lr, "lr_by_name": lr_by_name, "interrupted": False, **quality,
+    row = {"method": name, "lr": lr, "lr_by_name": lr_by_name, "interrupted": False, **quality,
            "final_loss": float(np.mean(tail)) if tail else None, "eval_seconds": eval_seconds,
            "eval_batch_size": budget.eval_batch_size, "from_cache": False, **cost,
            # CPU-seconds of this process per step (all threads): far less sensitive than wall time to
@@ -205,7 +203,7 @@ def _run_method(method: str, *, task: str, model_name: str, data: PreparedData, 
            "stored_params": stored,
            "trainable_fraction": cost["trainable_params"] / cost["total_params"] if cost["total_params"] else 0.0}
     del tuned, model  # the next method's training collects what is left before it measures memory
-    return MethodRun(method, row, history, predictions, examples)
+    return MethodRun(name, row, history, predictions, examples)
 
 
 # ----------------------------------------------------------------------------- references and paired tests

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tutorlib import Mode
 from tutorlib.experiments.held_out import datasets_concat, sentiment_score_sets
 from tutorlib.experiments.interaction import bootstrap_gap_difference, mean_interval
 from tutorlib.tasks.metrics import mcnemar
@@ -39,7 +40,7 @@ def run_name(method: str, lr: float, seed: int, split_seed: int) -> str:
     return f"{method}-lr{lr:g}-seed{seed}-split{split_seed}"
 
 
-def train_and_score(method: str, lr: float, *, seed: int, split_seed: int = 0, fast: bool = False,
+def train_and_score(method: str, lr: float, *, seed: int, split_seed: int = 0, mode: Mode = "full",
                     model: str = "minilm-l6", train_splits=None, score_sets: dict | None = None,
                     prefix_length: int = 10, progress: bool = False) -> dict:
     """Train one method on the ``movie-snippets`` train split (``split_seed``) with ``compare``'s budget
@@ -49,7 +50,8 @@ def train_and_score(method: str, lr: float, *, seed: int, split_seed: int = 0, f
         method: "full", "prefix" or "prefix-mlp".
         lr: its peak learning rate.
         seed: the training seed; split_seed: the data split's seed.
-        fast: compare's small budget (512 examples, 32 steps) instead of one epoch.
+        mode: which of the sentiment task's budgets: "fast" (512 examples, 32 steps), "workshop" (96 steps)
+            or "full" (one epoch).
         train_splits: a DatasetDict with "train" (and "validation") used instead of movie-snippets
             (tests with tiny data); score_sets: {name: Dataset with id, text, label, and rater_std
             where ambiguity is known}; default :func:`sentiment_score_sets`.
@@ -65,13 +67,13 @@ def train_and_score(method: str, lr: float, *, seed: int, split_seed: int = 0, f
     splits = train_splits if train_splits is not None else load_dataset("movie-snippets", seed=split_seed)
     sets = score_sets if score_sets is not None else sentiment_score_sets(split_seed)
     stacked = datasets_concat(list(sets.values()))  # every set scored in one pass, in this order
-    result = compare("sentiment", model=model, dataset="movie-snippets", methods=[method], seed=seed, fast=fast,
+    result = compare("sentiment", model=model, dataset="movie-snippets", methods=[method], seed=seed, mode=mode,
                      tiny_data=DatasetDict(train=splits["train"], test=stacked), learning_rates={method: lr},
                      budget={"test_items": None}, prefix_length=prefix_length, progress=progress,
                      measure_energy=False)
     right = np.array([p["pred"] == p["label"] for p in result.predictions[method]], dtype=int)  # (N all sets,)
     row = result.rows[0]
-    record = {"method": method, "lr": lr, "seed": seed, "split_seed": split_seed, "fast": bool(fast),
+    record = {"method": method, "lr": lr, "seed": seed, "split_seed": split_seed, "mode": mode,
               "model": model, "prefix_length": prefix_length, "cost": {k: row.get(k) for k in COST_FIELDS},
               "sets": {}}
     start = 0
@@ -89,7 +91,7 @@ def train_and_score(method: str, lr: float, *, seed: int, split_seed: int = 0, f
     return record
 
 
-def stored_run(runs_folder, method: str, lr: float, seed: int, split_seed: int = 0, fast: bool = False,
+def stored_run(runs_folder, method: str, lr: float, seed: int, split_seed: int = 0, mode: Mode = "full",
                **train_kwargs) -> dict:
     """The run's record from ``runs_folder/<run_name>.json``, training it first when the file is missing.
 
@@ -97,11 +99,11 @@ def stored_run(runs_folder, method: str, lr: float, seed: int, split_seed: int =
     path = Path(runs_folder) / f"{run_name(method, lr, seed, split_seed)}.json"
     if path.is_file():
         record = json.loads(path.read_text())
-        if record.get("fast") == bool(fast):
+        if record_mode(record) == mode:
             return record
-        raise ValueError(f"{path} was measured in {'fast' if record.get('fast') else 'full'} mode, not the mode "
-                         f"asked for; use another folder, or delete that file to measure it again.")
-    record = train_and_score(method, lr, seed=seed, split_seed=split_seed, fast=fast, **train_kwargs)
+        raise ValueError(f"{path} was measured in {record_mode(record)} mode, not {mode} mode; use another "
+                         f"folder (--runs), or delete that file to measure it again.")
+    record = train_and_score(method, lr, seed=seed, split_seed=split_seed, mode=mode, **train_kwargs)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(record))
@@ -109,7 +111,12 @@ def stored_run(runs_folder, method: str, lr: float, seed: int, split_seed: int =
     return record
 
 
-def run_seeds(runs_folder, seeds, learning_rates: dict[str, float], split_seeds=(0,), fast: bool = False,
+def record_mode(record: dict) -> Mode:
+    """The mode a stored run was measured in (runs stored before the mode was recorded say only "fast")."""
+    return record.get("mode") or ("fast" if record.get("fast") else "full")
+
+
+def run_seeds(runs_folder, seeds, learning_rates: dict[str, float], split_seeds=(0,), mode: Mode = "full",
               progress: bool = True, **train_kwargs) -> list[dict]:
     """Every (split seed, training seed, method) run, full and prefix at their ``learning_rates``."""
     records = []
@@ -118,7 +125,7 @@ def run_seeds(runs_folder, seeds, learning_rates: dict[str, float], split_seeds=
             for method, lr in learning_rates.items():
                 if progress:
                     print(f"seeds: {method} lr {lr:g} | training seed {seed} | split seed {split_seed}", flush=True)
-                records.append(stored_run(runs_folder, method, lr, seed, split_seed, fast, **train_kwargs))
+                records.append(stored_run(runs_folder, method, lr, seed, split_seed, mode, **train_kwargs))
     return records
 
 
@@ -166,22 +173,11 @@ def summarise_seeds(records: list[dict], a: str = "full", b: str = "prefix") -> 
     training = [p for p in pairs if p["split_seed"] == 0]
     splits = [p for p in pairs if p["seed"] == 0]
     return {"a": a, "b": b, "learning_rates": {m: next(r["lr"] for r in records if r["method"] == m) for m in (a, b)},
-            "fast": records[0]["fast"], "per_seed": pairs,
+            "mode": record_mode(records[0]), "per_seed": pairs,
             "across_seeds": spread(training) if training else None,
             "seeds": [p["seed"] for p in training],
             "across_split_seeds": spread(splits) if len({p["split_seed"] for p in splits}) > 1 else None,
             "split_seeds": sorted({p["split_seed"] for p in splits})}
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2"`` -> [0, 1, 2], with a clear error for anything else."""
-    try:
-        seeds = [int(s) for s in str(text).split(",") if s.strip()]
-    except ValueError:
-        raise ValueError(f"Seeds are whole numbers separated by commas, e.g. 0,1,2; got {text!r}.") from None
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"Give at least one seed, each once (e.g. 0,1,2); got {text!r}.")
-    return seeds
 
 
 def seeds_table(summary: dict) -> str:

@@ -10,9 +10,8 @@ import textwrap
 
 from tutorlib.methods.registry import find_method
 from tutorlib.tasks.registry import Column, get_task
-from tutorlib.units import format_mib, format_seconds, format_size
 from tutorlib.training.distributed import distributed_notes
-
+from tutorlib.units import format_mib, format_seconds, format_size
 
 # ----------------------------------------------------------------------------- number formats
 
@@ -55,12 +54,32 @@ def _memory(row: dict) -> str:
     return "-" if peak is None else f"{format_mib(peak)} (+{increase:,.0f})"
 
 
-def grid(headers: list[str], rows: list[list[str]]) -> str:
-    """Left-aligned first column, right-aligned others, two spaces between, a rule under the header."""
+WIDTH = 120
+"""The widest line a table prints: wider tables continue below, the method column repeated."""
+
+
+def grid(headers: list[str], rows: list[list[str]], width: int = WIDTH) -> str:
+    """Left-aligned first column, right-aligned others, two spaces between, a rule under the header.
+    Columns that would pass ``width`` characters go to a second block below (first column repeated)."""
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    def line(cells):
-        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *map(line, rows)])
+    blocks, current = [], [0]
+    for i in range(1, len(headers)):
+        if current[1:] and sum(widths[j] + 2 for j in current) + widths[i] > width:
+            blocks.append(current)
+            current = [0]
+        current.append(i)
+    blocks.append(current)
+
+    def line(cells, columns):
+        return "  ".join(str(cells[i]).ljust(widths[i]) if i == 0 else str(cells[i]).rjust(widths[i])
+                         for i in columns)
+    return "\n\n".join("\n".join([line(headers, cols), "  ".join("-" * widths[i] for i in cols),
+                                   *(line(r, cols) for r in rows)]) for cols in blocks)
+
+
+def wrap(lines: list[str], width: int = WIDTH) -> list[str]:
+    """Each line wrapped at ``width`` characters, continuations indented by two spaces."""
+    return [part for text in lines for part in textwrap.wrap(text, width, subsequent_indent="  ") or [""]]
 
 
 # ----------------------------------------------------------------------------- the tables
@@ -81,7 +100,7 @@ COST = [
 
 def _header(result) -> list[str]:
     b, d = result.budget, result.data_summary
-    lines = [f"{result.task.capitalize()}: {result.model} on {result.dataset} ({result.size} mode, seed {result.seed}, "
+    lines = [f"{result.task.capitalize()}: {result.model} on {result.dataset} ({result.mode} mode, seed {result.seed}, "
              f"prefix length {result.prefix_length})",
              f"train: {d['train_examples']:,} items, {b['steps']} steps x batch {b['batch_size']} "
              f"({d['epochs']:.2f} epochs), max {b['max_length']} tokens; same batches and steps for every method"]
@@ -114,7 +133,7 @@ def format_table(result) -> str:
     quality = [c for c in get_task(result.task).quality_columns if any(r.get(c.key) is not None for r in done)]
     rows = [[r["method"], *(cell(c, r) for c in quality)] for r in done]
     rows += [[f"{r['method']} (reference)", *(cell(c, r) for c in quality)] for r in result.references]
-    parts = ["\n".join(_header(result)), "Quality\n" + grid(["method", *(c.header for c in quality)], rows)]
+    parts = ["\n".join(wrap(_header(result))), "Quality\n" + grid(["method", *(c.header for c in quality)], rows)]
     if result.paired_tests:
         lines = []
         for t in result.paired_tests:
@@ -123,17 +142,18 @@ def format_table(result) -> str:
                       f"mean {t.get('measure', 'ROUGE-L')} difference {t['mean_difference']:+.3f}"
                       + (f" over {t['items']} items with domain terms" if "items" in t else ""))
             lines.append(f"  {t['a']} vs {t['b']}: p = {t['p_value']:.3g} ({t['test']}; {detail})")
-        parts.append("Paired tests (same test items; small p: unlikely to be luck)\n" + "\n".join(lines))
+        parts.append("Paired tests (same test items; small p: unlikely to be luck)\n" + "\n".join(wrap(lines)))
     cost_rows = [[r["method"], *(fn(r) for _, fn in COST)] for r in done]
     parts.append("Cost\n" + grid(["method", *(h for h, _ in COST)], cost_rows))
-    parts.append("\n".join(_notes(done) + distributed_notes(result.environment)))
+    parts.append("\n".join(wrap(_notes(done) + distributed_notes(result.environment))))
     return "\n\n".join(parts)
 
 
 def _notes(rows: list[dict]) -> list[str]:
     trained = [r for r in rows if r.get("median_step_seconds") is not None]
     notes = ["Step time: wall clock, median after 2 warm-up steps; CPU s/step: this process's CPU time (all "
-             "threads) over the whole run / steps, which other programs sharing the cores disturb far less; train time: sum of "
+             "threads) over the whole run / steps, which other programs sharing the cores disturb far less; "
+             "train time: sum of "
              "step times (no evaluation, no loading)."]
     kinds = {r.get("memory_kind") for r in trained}
     if "cpu-rss" in kinds:

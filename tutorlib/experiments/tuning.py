@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tutorlib import Mode
 from tutorlib.experiments.compare import LEARNING_RATES
 from tutorlib.experiments.seeds import stored_run
 
@@ -34,13 +35,14 @@ def choose(records: list[dict], on: str = "validation") -> dict[str, float]:
     return {m: lr for m, (_, lr) in best.items()}
 
 
-def tune_learning_rates(folder, runs_folder=None, grid: dict | None = None, seed: int = 0, split_seed: int = 0, fast: bool = False,
-                        progress: bool = True, **train_kwargs) -> dict:
+def tune_learning_rates(folder, runs_folder=None, grid: dict | None = None, seed: int = 0, split_seed: int = 0,
+                        mode: Mode = "full", progress: bool = True, **train_kwargs) -> dict:
     """Train every (method, rate) of ``grid`` once, choose on validation, write ``folder/tuning.json``.
 
     ``runs_folder`` (default ``folder/runs``) keeps one JSON file per training run; the default rates
     run last, so a seed measurement sharing the folder may already have trained them.
-    Returns {grid, chosen, seed, split_seed, fast, table}; ``table`` has one row per run with its
+    ``mode``: which of the sentiment task's budgets every run gets ("fast", "workshop" or "full").
+    Returns {grid, chosen, seed, split_seed, mode, table}; ``table`` has one row per run with its
     validation accuracy (the choice) and its test accuracy (reported, never used to choose).
     """
     grid = {m: tuple(rates) for m, rates in (grid or GRID).items()}
@@ -51,13 +53,13 @@ def tune_learning_rates(folder, runs_folder=None, grid: dict | None = None, seed
     for method, lr in tries:
         if progress:
             print(f"tuning: {method} lr {lr:g} | seed {seed} | split seed {split_seed}", flush=True)
-        records.append(stored_run(runs_folder, method, lr, seed, split_seed, fast, **train_kwargs))
+        records.append(stored_run(runs_folder, method, lr, seed, split_seed, mode, **train_kwargs))
     chosen = choose(records, "validation")
     table = [{"method": r["method"], "lr": r["lr"], "validation_accuracy": r["sets"]["validation"]["accuracy"],
               "test_accuracy": r["sets"]["test"]["accuracy"], "chosen": chosen[r["method"]] == r["lr"]}
              for r in records]
     tuning = {"grid": {m: list(v) for m, v in grid.items()}, "chosen": chosen, "chosen_on": "validation",
-              "seed": seed, "split_seed": split_seed, "fast": bool(fast), "table": table}
+              "seed": seed, "split_seed": split_seed, "mode": mode, "table": table}
     Path(folder).mkdir(parents=True, exist_ok=True)
     Path(folder, "tuning.json").write_text(json.dumps(tuning, indent=1))
     return tuning

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tutorlib.registry import Registry
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -44,32 +46,33 @@ class Architecture:
     tiny_sizes: dict  # that tiny model's config: 2 layers, 64 wide, 4 heads, 128 positions
 
 
-ARCHITECTURES: dict[str, Architecture] = {
-    a.name: a
-    for a in [
-        Architecture(
-            "gpt2", "GPT-2 family (gpt2, distilgpt2, tiny-gpt2)", "decoder", 2,
-            parameter_names={"norms": r"\bln_", "attention": r"\battn\.", "mlp": r"\bmlp\.",
-                             "embeddings": r"\bwte\b|\bwpe\b", "head": r"(^|\.)lm_head\."},
-            layer_names=r"\.h\.(\d+)\.", config_class="GPT2Config",
-            tiny_sizes=dict(n_positions=128, n_embd=64, n_layer=2, n_head=4, bos_token_id=2, eos_token_id=3)),
-        Architecture(
-            "bert", "BERT family (bert-base-uncased, all-MiniLM-L6-v2 'minilm-l6', tiny-bert)", "encoder", 2,
-            parameter_names={"norms": r"LayerNorm", "attention": r"\battention\.",
-                             "mlp": r"\bintermediate\.|\blayer\.\d+\.output\.", "embeddings": r"\bembeddings\.",
-                             "head": r"(^|\.)(classifier|pooler)\."},
-            layer_names=r"\.layer\.(\d+)\.", config_class="BertConfig",
-            tiny_sizes=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-                            max_position_embeddings=128)),
-        Architecture(
-            "llama", "Llama family (SmolLM2 'smollm2-135m', tiny-llama)", "decoder", 3,
-            parameter_names={"norms": r"layernorm|(^|\.)norm\.", "attention": r"\bself_attn\.", "mlp": r"\bmlp\.",
-                             "embeddings": r"\bembed_tokens\.", "head": r"(^|\.)(lm_head|score)\."},
-            layer_names=r"\.layers\.(\d+)\.", config_class="LlamaConfig",
-            tiny_sizes=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                            num_key_value_heads=2, max_position_embeddings=128, bos_token_id=2, eos_token_id=3)),
-    ]
-}
+ARCHITECTURES: Registry[Architecture] = Registry("model family", {name: __name__ for name in ("gpt2", "bert", "llama")})
+"""Every model family, by ``config.model_type`` (see :mod:`tutorlib.registry`); registered just below."""
+
+for _family in [
+    Architecture(
+        "gpt2", "GPT-2 family (gpt2, distilgpt2, tiny-gpt2)", "decoder", 2,
+        parameter_names={"norms": r"\bln_", "attention": r"\battn\.", "mlp": r"\bmlp\.",
+                         "embeddings": r"\bwte\b|\bwpe\b", "head": r"(^|\.)lm_head\."},
+        layer_names=r"\.h\.(\d+)\.", config_class="GPT2Config",
+        tiny_sizes=dict(n_positions=128, n_embd=64, n_layer=2, n_head=4, bos_token_id=2, eos_token_id=3)),
+    Architecture(
+        "bert", "BERT family (bert-base-uncased, all-MiniLM-L6-v2 'minilm-l6', tiny-bert)", "encoder", 2,
+        parameter_names={"norms": r"LayerNorm", "attention": r"\battention\.",
+                         "mlp": r"\bintermediate\.|\blayer\.\d+\.output\.", "embeddings": r"\bembeddings\.",
+                         "head": r"(^|\.)(classifier|pooler)\."},
+        layer_names=r"\.layer\.(\d+)\.", config_class="BertConfig",
+        tiny_sizes=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                        max_position_embeddings=128)),
+    Architecture(
+        "llama", "Llama family (SmolLM2 'smollm2-135m', tiny-llama)", "decoder", 3,
+        parameter_names={"norms": r"layernorm|(^|\.)norm\.", "attention": r"\bself_attn\.", "mlp": r"\bmlp\.",
+                         "embeddings": r"\bembed_tokens\.", "head": r"(^|\.)(lm_head|score)\."},
+        layer_names=r"\.layers\.(\d+)\.", config_class="LlamaConfig",
+        tiny_sizes=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                        num_key_value_heads=2, max_position_embeddings=128, bos_token_id=2, eos_token_id=3)),
+]:
+    ARCHITECTURES.register(_family)
 
 
 class UnsupportedModelError(ValueError):
@@ -88,12 +91,13 @@ def architecture_of(config_or_name) -> Architecture:
         UnsupportedModelError: a family the kit does not know; the message lists those it does.
     """
     name = config_or_name if isinstance(config_or_name, str) else getattr(config_or_name, "model_type", None)
-    if name not in ARCHITECTURES:
+    family = ARCHITECTURES.find(name) if isinstance(name, str) else None
+    if family is None:
         raise UnsupportedModelError(
             f"The kit supports these model families:\n{supported_models()}\n"
             f"This model's config says model_type={name!r}. Load one of the models above "
             f"(tutorlib.load_model), or use full fine-tuning, which trains any model.")
-    return ARCHITECTURES[name]
+    return family
 
 
 def is_encoder(config_or_name) -> bool:

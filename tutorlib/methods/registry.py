@@ -9,9 +9,10 @@
     False
 
 Each method registers its :class:`Method` record at the end of its own module (``full.py``,
-``prefix/model.py``, ...). :data:`METHOD_MODULES` lists those modules; :func:`get_method` imports them
-on first use. A new method is one new module that calls :func:`register`, plus its line in
-:data:`METHOD_MODULES`: the comparison, its tables and plots, and the CLI then know it.
+``prefix/model.py``, ...). :data:`METHOD_MODULES` declares them, name -> module, in listing order;
+:func:`get_method` imports only the module of the method asked for. A new method is one new module that
+calls :func:`register`, plus its line in :data:`METHOD_MODULES`: the comparison, its tables and plots,
+and the CLI then know it (the CLI refuses an unknown name from that table, before importing torch).
 
 Every trained method's wrapped model has the same interface: ``forward(**batch)`` with ``.loss``,
 trainable parameters = those with ``requires_grad``, ``method`` (its checkpoint kind),
@@ -20,20 +21,23 @@ trainable parameters = those with ``requires_grad``, ``method`` (its checkpoint 
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from torch import nn
+from tutorlib.registry import Registry
 
-METHOD_MODULES = (
-    "tutorlib.methods.full",
-    "tutorlib.methods.prefix.model",
-    "tutorlib.methods.zero_shot",
-    "tutorlib.methods.head_only",
-)
-"""The modules that register a method, in the order the methods are listed."""
+if TYPE_CHECKING:
+    from torch import nn
+
+METHOD_MODULES = {
+    "full": "tutorlib.methods.full",
+    "prefix": "tutorlib.methods.prefix.model",
+    "prefix-mlp": "tutorlib.methods.prefix.model",
+    "zero-shot": "tutorlib.methods.zero_shot",
+    "head-only": "tutorlib.methods.head_only",
+}
+"""Method name -> the module that registers it, in the order the methods are listed."""
 
 
 @dataclass(frozen=True)
@@ -97,61 +101,34 @@ class Method:
         return self.task_learning_rates.get(task, self.learning_rate)
 
 
-_METHODS: dict[str, Method] = {}
-_REGISTERED_BY: dict[str, str] = {}  # method name -> the module that registered it (for the listing order)
+METHODS: Registry[Method] = Registry("method", METHOD_MODULES)
+"""Every method, by name (see :mod:`tutorlib.registry`)."""
 
 
 def register(method: Method) -> Method:
     """Add ``method`` to the registry (its module calls this once, when imported); returns it."""
-    if method.name in _METHODS and _METHODS[method.name] is not method:
-        raise ValueError(f"A method named {method.name!r} is already registered; choose another name.")
-    _METHODS[method.name] = method
-    _REGISTERED_BY[method.name] = sys._getframe(1).f_globals.get("__name__", "")
-    return method
-
-
-def _listing_rank(method: Method) -> int:
-    """Position of the registering module in METHOD_MODULES (any other module: after them all).
-
-    Modules are imported in whatever order a program happens to use them, so the listing order
-    comes from METHOD_MODULES, not from the order of registration."""
-    module = _REGISTERED_BY.get(method.name, "")
-    return METHOD_MODULES.index(module) if module in METHOD_MODULES else len(METHOD_MODULES)
-
-
-def _load_all() -> None:
-    for module in METHOD_MODULES:
-        importlib.import_module(module)
+    return METHODS.register(method)
 
 
 def all_methods() -> list[Method]:
     """Every registered method, in the order of :data:`METHOD_MODULES`."""
-    _load_all()
-    return sorted(_METHODS.values(), key=_listing_rank)  # stable: a module's methods keep their order
+    return METHODS.all()
 
 
 def method_names() -> list[str]:
-    """The names of every registered method."""
-    return [m.name for m in all_methods()]
-
-
-def describe_methods(head: str | None = None) -> str:
-    """'name (description)' for every method (that fits ``head``), for messages."""
-    return "; ".join(f"{m.name} ({m.description})" for m in all_methods() if head is None or m.fits(head))
+    """The names of every method (nothing is imported)."""
+    return METHODS.names()
 
 
 def find_method(name: str) -> Method | None:
     """The :class:`Method` called ``name``, or None (e.g. a saved result of a method no longer registered)."""
-    _load_all()
-    return _METHODS.get(name)
+    return METHODS.find(name)
 
 
 def get_method(name: str) -> Method:
-    """The :class:`Method` called ``name``; a ValueError listing the methods otherwise."""
-    _load_all()
-    if name not in _METHODS:
-        raise ValueError(f"Unknown method {name!r}; choose from: {describe_methods()}.")
-    return _METHODS[name]
+    """The :class:`Method` called ``name``; a ValueError (:class:`~tutorlib.registry.UnknownNameError`)
+    listing the methods otherwise."""
+    return METHODS.get(name)
 
 
 def load_checkpoint(folder, model: nn.Module | None = None) -> nn.Module:
@@ -164,10 +141,9 @@ def load_checkpoint(folder, model: nn.Module | None = None) -> nn.Module:
     from tutorlib.methods.checkpoints import CheckpointError, read_info
 
     recorded = read_info(folder).get("method")
-    _load_all()
-    method = _METHODS.get(recorded)
+    method = METHODS.find(recorded) if recorded else None
     if method is None or method.load_checkpoint is None:
-        kinds = [m.name for m in _METHODS.values() if m.load_checkpoint is not None]
+        kinds = [m.name for m in all_methods() if m.load_checkpoint is not None]
         raise CheckpointError(f"{folder}: unknown checkpoint method {recorded!r} (this kit loads: "
                               f"{', '.join(kinds)}).")
     return method.load_checkpoint(folder, model)

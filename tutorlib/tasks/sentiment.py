@@ -18,10 +18,10 @@ raters: its reports leave the clear/ambiguous and rater-agreement entries as ``N
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from tutorlib.tasks.batching import length_grouped_batches, pad_right
+import numpy as np
+
 from tutorlib.tasks.metrics import (
     accuracy,
     expected_calibration_error,
@@ -30,7 +30,12 @@ from tutorlib.tasks.metrics import (
     pearson,
     wilson_interval,
 )
-from tutorlib.tasks.registry import Column, Task, register
+from tutorlib.tasks.registry import Column, RunBudget, Task, register
+
+if TYPE_CHECKING:
+    import torch
+# torch (and the batching helpers that use it) is imported inside the functions that need it: the command
+# line reads this task's record (names, budgets) to check its options without loading torch.
 
 AMBIGUITY_STD_THRESHOLD = 0.82
 """A snippet is ambiguous when its raters' standard deviation is *above* this (in rating points).
@@ -84,6 +89,10 @@ def _tokenize(dataset, tokenizer, max_length: int) -> list[list[int]]:
 
 
 def _batch(token_ids, labels, indices, pad_id) -> dict[str, torch.Tensor]:
+    import torch
+
+    from tutorlib.tasks.batching import pad_right
+
     input_ids, attention_mask = pad_right([token_ids[i] for i in indices], pad_id)
     return {"input_ids": input_ids, "attention_mask": attention_mask,  # (B, T), (B, T)
             "labels": torch.tensor([labels[i] for i in indices], dtype=torch.long)}  # (B,)
@@ -98,6 +107,8 @@ def make_batches(dataset, tokenizer, batch_size: int = 32, max_length: int = 128
     Batches are length-grouped (:func:`length_grouped_batches`): the same ``seed`` gives the
     same batches; call again with a new seed for each epoch.
     """
+    from tutorlib.tasks.batching import length_grouped_batches
+
     token_ids = _tokenize(dataset, tokenizer, max_length)
     labels = list(dataset["label"])
     groups = length_grouped_batches([len(t) for t in token_ids], batch_size, shuffle, seed)
@@ -107,7 +118,6 @@ def make_batches(dataset, tokenizer, batch_size: int = 32, max_length: int = 128
 # ----------------------------------------------------------------------------- evaluation
 
 
-@torch.no_grad()
 def predict_positive(model, dataset, tokenizer, batch_size: int = 32, max_length: int = 128) -> np.ndarray:
     """P(positive) for every row of ``dataset``, in dataset order -> (N,) floats in [0, 1].
 
@@ -115,6 +125,10 @@ def predict_positive(model, dataset, tokenizer, batch_size: int = 32, max_length
     ``.logits`` of shape (B, 2): a classifier or a prefix-tuned one. It runs in eval mode (no
     dropout) and is put back in the mode it was in.
     """
+    import torch
+
+    from tutorlib.tasks.batching import length_grouped_batches
+
     token_ids = _tokenize(dataset, tokenizer, max_length)
     labels = list(dataset["label"])
     device = next(model.parameters()).device
@@ -122,13 +136,15 @@ def predict_positive(model, dataset, tokenizer, batch_size: int = 32, max_length
     model.eval()
     probs = np.zeros(len(token_ids))
     try:
-        for group in length_grouped_batches([len(t) for t in token_ids], batch_size, shuffle=False):
-            batch = _batch(token_ids, labels, group, tokenizer.pad_token_id)
-            logits = model(input_ids=batch["input_ids"].to(device),
-                           attention_mask=batch["attention_mask"].to(device)).logits  # (B, 2)
-            if logits.shape[-1] != 2:
-                raise ValueError(f"Sentiment needs 2 logits per item (negative, positive); got {logits.shape[-1]}.")
-            probs[group] = torch.softmax(logits.float(), dim=-1)[:, 1].cpu().numpy()
+        with torch.no_grad():
+            for group in length_grouped_batches([len(t) for t in token_ids], batch_size, shuffle=False):
+                batch = _batch(token_ids, labels, group, tokenizer.pad_token_id)
+                logits = model(input_ids=batch["input_ids"].to(device),
+                               attention_mask=batch["attention_mask"].to(device)).logits  # (B, 2)
+                if logits.shape[-1] != 2:
+                    raise ValueError(f"Sentiment needs 2 logits per item (negative, positive); got "
+                                     f"{logits.shape[-1]}.")
+                probs[group] = torch.softmax(logits.float(), dim=-1)[:, 1].cpu().numpy()
     finally:
         model.train(was_training)
     return probs
@@ -245,6 +261,26 @@ def paired_test(a: list[dict], b: list[dict]) -> dict:
             "only_a_right": int(np.sum(right_a & ~right_b)), "only_b_right": int(np.sum(~right_a & right_b))}
 
 
+# How much each mode trains and scores (train examples, steps, batch, tokens, test items, eval batch).
+BUDGETS = {
+    # fast (tests, CI): a few minutes for both methods on a 2-core CPU; it shows the machinery, not the answer.
+    "fast": RunBudget(512, 32, 16, 64, 300, 64),
+    # workshop: minutes, and the same sign and rough size as full mode (docs/teaching.md).
+    "workshop": RunBudget(None, 96, 32, 64, None, 64),
+    # full: one epoch of the whole train split (266 steps of 32), every test item.
+    "full": RunBudget(None, None, 32, 64, None, 64),
+}
+
+LEGEND = {
+    "clear / ambiguous": "snippets the raters agreed on / split over (spread of ratings above 0.82 points)",
+    "[95% CI]": "Wilson interval of the accuracy: a new test set would land in it 19 times in 20",
+    "ECE": "expected calibration error: how far the confidence is from the accuracy (0 = honest; lower is better)",
+    "rater r": "Pearson correlation of the model's P(positive) with the share of raters who said positive (higher "
+               "is better; '-' on data without raters)",
+    "rater MAE": "mean absolute gap between P(positive) and that share of raters, 0-1 (lower is better)",
+    "final loss": "mean training loss over the last 10% of steps",
+}
+
 SENTIMENT = register(Task(
     name="sentiment", description="positive or negative movie snippets; accuracy on clear and ambiguous ones",
     head="classification", columns=("text", "label"), default_model="minilm-l6", default_dataset="movie-snippets",
@@ -255,4 +291,7 @@ SENTIMENT = register(Task(
         Column("clear acc [95% CI]", "clear_accuracy", "interval"), Column("clear F1", "clear_macro_f1"),
         Column("ambiguous acc [95% CI]", "ambiguous_accuracy", "interval"),
         Column("ambig. F1", "ambiguous_macro_f1"), Column("ECE", "ece"), Column("rater r", "rater_pearson"),
-        Column("rater MAE", "rater_mae"), Column("final loss", "final_loss"))))
+        Column("rater MAE", "rater_mae"), Column("final loss", "final_loss")),
+    # MiniLM trains well from a random prefix (the README's sentiment table): no start text.
+    budgets=BUDGETS, prefix_init_text=None, legend=LEGEND,
+    shortest_max_length=16))  # the snippets' median is about 20 tokens: fewer leaves most of the words out

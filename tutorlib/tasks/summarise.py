@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import re
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from tutorlib.tasks.batching import length_grouped_batches, pad_left, pad_right
 from tutorlib.tasks.metrics import paired_sign_flip_p
-from tutorlib.tasks.registry import Column, Task, register
+from tutorlib.tasks.registry import Column, RunBudget, Task, register
+
+if TYPE_CHECKING:
+    import torch
+# torch (and the batching helpers that use it) is imported inside the functions that need it: the command
+# line reads this task's record (names, budgets) to check its options without loading torch.
 
 PROMPT_HEAD = "Article:"  # then " " + document
 PROMPT_TAIL = "\nSummary:"  # then " " + summary + eos; generation starts right after this
@@ -82,6 +86,8 @@ def make_batches(dataset, tokenizer, batch_size: int = 4, max_length: int = 256,
     causal LMs shift the labels by one inside ``forward``, so labels line up with input_ids here.
     Batches are length-grouped and deterministic for a given ``seed``.
     """
+    from tutorlib.tasks.batching import length_grouped_batches, pad_right
+
     if tokenizer.pad_token_id is None:
         raise ValueError("The tokenizer has no pad token; set one, e.g. tokenizer.pad_token = tokenizer.eos_token.")
     examples = [encode_example(tokenizer, d, s, max_length)
@@ -107,13 +113,14 @@ def _first_line(tokenizer, new_ids: list[int]) -> str:
 
 
 def _device(model) -> torch.device:
+    import torch
+
     if getattr(model, "device", None) is not None:
         return torch.device(model.device)
     params = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
     return params.device if params is not None else torch.device("cpu")
 
 
-@torch.no_grad()
 def generate_summaries(model, tokenizer, documents: list[str], max_new_tokens: int = 60,
                        batch_size: int = 8, max_length: int = 256) -> list[str]:
     """Greedy summaries of ``documents`` -> one string per document, in order.
@@ -124,6 +131,10 @@ def generate_summaries(model, tokenizer, documents: list[str], max_new_tokens: i
     ``generate(input_ids=, attention_mask=, max_new_tokens=, do_sample=False, pad_token_id=)``
     that returns (B, T + new) ids, prompt first: a causal LM or a prefix-tuned one.
     """
+    import torch
+
+    from tutorlib.tasks.batching import length_grouped_batches, pad_left
+
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if max_new_tokens >= max_length:
         raise ValueError(f"max_new_tokens={max_new_tokens} must be below max_length={max_length}.")
@@ -134,14 +145,15 @@ def generate_summaries(model, tokenizer, documents: list[str], max_new_tokens: i
         model.eval()  # no dropout while generating
     summaries: list[str] = [""] * len(prompts)
     try:
-        # Similar lengths together: less padding, and fewer rows waiting on a long prompt.
-        for group in length_grouped_batches([len(p) for p in prompts], batch_size, shuffle=False):
-            input_ids, attention_mask = pad_left([prompts[i] for i in group], pad_id)  # (B, T)
-            out = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                                 max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id)
-            new_tokens = out[:, input_ids.shape[1]:].tolist()  # (B, <= max_new_tokens)
-            for i, ids in zip(group, new_tokens):
-                summaries[i] = _first_line(tokenizer, ids)
+        with torch.no_grad():
+            # Similar lengths together: less padding, and fewer rows waiting on a long prompt.
+            for group in length_grouped_batches([len(p) for p in prompts], batch_size, shuffle=False):
+                input_ids, attention_mask = pad_left([prompts[i] for i in group], pad_id)  # (B, T)
+                out = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                                     max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id)
+                new_tokens = out[:, input_ids.shape[1]:].tolist()  # (B, <= max_new_tokens)
+                for i, ids in zip(group, new_tokens):
+                    summaries[i] = _first_line(tokenizer, ids)
     finally:
         if isinstance(model, torch.nn.Module):
             model.train(was_training)
@@ -194,7 +206,8 @@ def evaluate_summaries(model, tokenizer, dataset, max_new_tokens: int = 60, batc
     ``n_examples`` rows as {id, document_head (first 200 characters), reference, prediction}) and
     ``predictions`` (every row as {id, prediction, rouge1, rouge2, rougeL}, in dataset order).
     """
-    predictions = generate_summaries(model, tokenizer, list(dataset["document"]), max_new_tokens, batch_size, max_length)
+    predictions = generate_summaries(model, tokenizer, list(dataset["document"]), max_new_tokens, batch_size,
+                                     max_length)
     return score_summaries(predictions, dataset, n_examples)
 
 
@@ -259,9 +272,34 @@ def paired_test(a: list[dict], b: list[dict]) -> dict:
             "mean_difference": float(np.mean(ra) - np.mean(rb))}
 
 
+# How much each mode trains and scores (train examples, steps, batch, tokens, test items, eval batch, summary tokens).
+BUDGETS = {
+    "fast": RunBudget(32, 8, 4, 128, 10, None, max_new_tokens=24),
+    # workshop: minutes, and the same sign and rough size as full mode (docs/teaching.md).
+    "workshop": RunBudget(None, 25, 4, 192, 20, None, max_new_tokens=32),
+    # full: 75 steps of 4 examples (one epoch of aclsum, 3/4 of nyt-leads) at 256 tokens, every test document.
+    "full": RunBudget(None, 75, 4, 256, None, None, max_new_tokens=48),
+}
+
+# How a summarisation prefix starts. Measured on SmolLM2 (nyt-leads, held-out loss of 16 articles): without a
+# prefix 3.85; with a random prefix as large as the model's own keys/values 11.1 (no better than guessing
+# among 49k tokens), and 15 steps at lr 1e-2 only bring it to 7.8; with the model's own keys/values of
+# an instruction sentence (init="words") 3.83, a sane start. The text names no domain, so the news
+# and the scientific dataset start from the same place (its first 10 tokens: "Summarise the following
+# text in one short sentence").
+PREFIX_INIT_TEXT = "Summarise the following text in one short sentence."
+
+LEGEND = {
+    "ROUGE-1/2/L": "word, word-pair and longest-common-sequence overlap with the reference summary, 0-1",
+    "+- s.e.": "standard error of the mean ROUGE-L over the test documents",
+    "term recall": "share of the reference's domain terms (MeSH, chemicals) the summary names",
+    "invented terms": "domain terms in the summary that are in neither the document nor the reference",
+    "final loss": "mean training loss over the last 10% of steps",
+}
+
 SUMMARISE = register(Task(
     name="summarise", description="one-sentence summaries of news leads or scientific abstracts; ROUGE",
-    aliases=("summarize", "summarisation", "summarization"), head="causal-lm", columns=("document", "summary"),
+    head="causal-lm", columns=("document", "summary"),
     default_model="smollm2-135m", default_dataset="nyt-leads", generates=True, make_batches=make_batches,
     prepare_rows=with_aspect, describe_test=describe_test, evaluate=score, reference_rows=lead_sentence_row,
     paired_test=paired_test, main_metric=("rougeL", "ROUGE-L F1"),
@@ -270,4 +308,6 @@ SUMMARISE = register(Task(
                      # Only on data that names its domain terms (tutorlib.tasks.terminology):
                      Column("term recall", "term_recall"), Column("recall s.e.", "term_recall_se"),
                      Column("invented terms", "invented_terms", "count"), Column("invented rate", "invented_rate"),
-                     Column("final loss", "final_loss"))))
+                     Column("final loss", "final_loss")),
+    budgets=BUDGETS, prefix_init_text=PREFIX_INIT_TEXT, legend=LEGEND,
+    shortest_max_length=64))  # the prompt, a lead paragraph and a one-sentence summary need about this many
