@@ -16,7 +16,7 @@ venv:
 demo: venv
 	$(TL) doctor
 	$(TL) download --all
-	$(TL) compare --task sentiment --fast --out runs/demo --overwrite
+	$(TL) compare --task sentiment --mode workshop --explain --out runs/demo --overwrite
 
 ## The whole test suite: the import contracts (pyproject.toml), package tests, then every notebook
 ## executed (fast mode) by nbval. A wrong-way import fails here, before any test runs.
