@@ -15,7 +15,6 @@ while the files are read (Sphinx's ``source-read`` event), so that no file needs
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import sys
@@ -23,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # autodoc imports the kit from this checkout, installed or not
+sys.path.insert(0, str(ROOT / "scripts"))
+from lesson_outputs import OUT as LESSON_OUTPUTS, source_sha  # noqa: E402  (the run's store, and its fingerprint)
 
 project = "tutorlib"
 author = "the tutorlib authors"
@@ -67,15 +68,6 @@ html_title = "tutorlib: full fine-tuning vs prefix tuning"
 html_static_path: list[str] = []
 html_show_sourcelink = False
 html_copy_source = False           # the sources are in the repository; the site holds pages only
-
-LESSON_OUTPUTS = ROOT / "docs" / "lesson_outputs"
-
-
-def source_sha(cell_source) -> str:
-    """The fingerprint that ties a stored output to the exact code that made it."""
-    text = "".join(cell_source) if isinstance(cell_source, list) else cell_source
-    return hashlib.sha256(text.encode()).hexdigest()
-
 
 def with_stored_outputs(notebook_json: str, stem: str) -> tuple[str, int]:
     """The notebook text with each code cell's stored outputs; also how many code cells changed since the run."""
@@ -156,7 +148,7 @@ def add_site_parts(app, docname: str, source: list[str]) -> None:
         if stale:
             from sphinx.util import logging
             logging.getLogger(__name__).info(f"{docname}: {stale} code cells without a stored output "
-                                             f"(`make docs-outputs` stores a new run)")
+                                             f"(`scripts/lesson_outputs.py --mode workshop` stores a new run)")
     elif docname == "docs/api":
         source[0] += "\n" + api_page()
 
