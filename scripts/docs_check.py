@@ -7,7 +7,8 @@ Opens two pages of the site that ``make docs`` built (``notebooks/05_efficiency.
 ``scripts/browser_check.py`` starts it (Debian's ``chromium`` and ``chromium-driver``; no network). On each
 page it checks that
 
-* every image loaded (a missing or unreadable file has no natural width), and
+* every image of the site loaded (a missing or unreadable file has no natural width; external images, such
+  as the Colab badge, are not fetched: the check runs offline), and
 * the page shows plots: lesson 5 at least one plot among its cells' outputs (the stored run's outputs,
   docs/lesson_outputs/), the results page at least one of the stored results' figures;
 
@@ -32,8 +33,9 @@ PAGES = {
     "docs/results.html": ("site_results.png", "article img"),
 }
 
-# Every <img> of the page with whether it loaded (naturalWidth > 0 once complete).
-IMAGES_JS = """return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]);"""
+# Every <img> of the site on the page (not http(s)) with whether it loaded (naturalWidth > 0 once complete).
+IMAGES_JS = """return Array.from(document.images).filter(i => !/^https?:/.test(i.getAttribute('src')))
+                   .map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]);"""
 
 
 def check_page(page, site: Path, name: str, screenshot: Path, plots_css: str) -> dict[str, bool]:
