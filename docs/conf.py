@@ -52,7 +52,6 @@ nb_output_stderr = "remove"          # warnings and progress bars are not part o
 nb_merge_streams = True
 myst_enable_extensions = ["dollarmath", "html_image"]  # $...$ maths in lessons; <img> tags become images
 myst_heading_anchors = 3             # [text](#a-heading) links inside a page
-suppress_warnings = ["mystnb.unknown_mime_type"]  # widget views without saved state: their text/plain shows
 
 # --- API -----------------------------------------------------------------------------------------------
 autodoc_typehints = "none"           # signatures without annotations: torch/transformers types need no index
@@ -88,7 +87,8 @@ def with_stored_outputs(notebook_json: str, stem: str) -> tuple[str, int]:
     run = stored["run"]
     note = (f"```{{note}}\nThe outputs on this page come from one run of the lesson in **{run['mode']}** mode "
             f"({run['date']}, {run['machine']}; `{run['command']}`), stored in "
-            f"`docs/lesson_outputs/{stem}.json`. {run['meaning']}")
+            f"`docs/lesson_outputs/{stem}.json`. {run['meaning']} Widgets (progress bars, the cost explorer) "
+            f"run only in Jupyter: open the lesson there to use them.")
     if stale:
         note += f" {stale} code cell(s) changed since that run and are shown without output."
     note += "\n```"

@@ -51,7 +51,8 @@ def check_page(page, site: Path, name: str, screenshot: Path, plots_css: str) ->
     plots = [p for p in page.find_elements(By.CSS_SELECTOR, plots_css)
              if page.execute_script("return arguments[0].naturalWidth;", p) > 0]
     if plots:
-        page.execute_script("arguments[0].scrollIntoView({block: 'center'});", plots[0])
+        # instant: the theme scrolls smoothly, and a screenshot taken mid-scroll shows the wrong place
+        page.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", plots[0])
         time.sleep(0.5)
     page.save_screenshot(str(screenshot))
     for src in broken:

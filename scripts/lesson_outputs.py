@@ -13,7 +13,8 @@ back into the lesson while the site is read, for every cell whose source is stil
 outputs is stored, so the lesson text is never copied.
 
 Kept: stdout, results and displays (plots as PNG, tables as HTML). Dropped: stderr (warnings, progress
-bars) and widget views (the site cannot run their kernel; their plain-text form stays). The repository's
+bars) and widgets (progress bars, the cost explorer): a static site has no kernel to run them, and their
+plain-text form is only a repr. The repository's
 path and the home folder are written as ``.`` and ``~``, so no machine path reaches the site.
 """
 
@@ -68,11 +69,8 @@ def kept_outputs(outputs: list[dict], where: str) -> list[dict]:
                      f"the environment and run again (nothing was written)")
         if kind == "stream" and output["name"] == "stderr":
             continue
-        if kind in ("display_data", "execute_result"):
-            data = {k: v for k, v in output["data"].items() if k != WIDGET_VIEW}
-            if not data:
-                continue
-            output = {**output, "data": data, "metadata": output.get("metadata", {})}
+        if kind in ("display_data", "execute_result") and WIDGET_VIEW in output["data"]:
+            continue  # a live widget (progress bar, explorer): its text form is only a repr such as "0%|  |"
         kept.append(without_machine_paths(output))
     return kept
 
@@ -107,13 +105,12 @@ def store(lesson: Path, executed: Path, run: dict) -> int:
         if twin is None or source_sha(twin["source"]) != source_sha(cell["source"]):
             sys.exit(f"{executed} was made from another version of {lesson.name} (cell {cell.get('id')} differs): "
                      f"run the lesson again")
-        outputs = kept_outputs(twin.get("outputs", []), f"{lesson.name}, cell {cell.get('id')}")
-        if outputs:
-            cells[cell["id"]] = {"source_sha256": source_sha(cell["source"]),
-                                 "execution_count": twin.get("execution_count"), "outputs": outputs}
+        # every code cell, with or without output: the site tells a cell changed since the run by its fingerprint
+        cells[cell["id"]] = {"source_sha256": source_sha(cell["source"]), "execution_count": twin.get("execution_count"),
+                             "outputs": kept_outputs(twin.get("outputs", []), f"{lesson.name}, cell {cell.get('id')}")}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{lesson.stem}.json").write_text(json.dumps({"run": run, "cells": cells}, indent=1, sort_keys=True) + "\n")
-    return len(cells)
+    return sum(bool(cell["outputs"]) for cell in cells.values())
 
 
 def main(argv=None) -> int:

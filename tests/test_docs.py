@@ -93,7 +93,7 @@ def test_stored_outputs_keep_what_a_reader_sees_without_machine_paths():
     outputs = [{"output_type": "stream", "name": "stdout", "text": f"cache in {Path.home()}/.cache, repo {ROOT}\n"},
                {"output_type": "stream", "name": "stderr", "text": "a warning\n"},
                {"output_type": "display_data", "metadata": {},
-                "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "x"}}},
+                "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "x"}, "text/plain": "0%|  |"}},
                {"output_type": "display_data", "metadata": {}, "data": {"image/png": "iVBOR", "text/plain": "<Figure>"}}]
     kept = lesson_outputs.kept_outputs(outputs, "test")
     assert [out["output_type"] for out in kept] == ["stream", "display_data"]
