@@ -73,7 +73,10 @@ def with_stored_outputs(notebook_json: str, stem: str) -> tuple[str, int]:
     notebook = json.loads(notebook_json)
     stored_file = LESSON_OUTPUTS / f"{stem}.json"
     if not stored_file.exists():
-        return notebook_json, sum(cell["cell_type"] == "code" for cell in notebook["cells"])
+        note = (f"```{{note}}\nNo stored run of this lesson yet: its code is shown without outputs "
+                f"(`scripts/lesson_outputs.py --mode workshop --lessons {int(stem[:2])}` stores one).\n```")
+        notebook["cells"].insert(1, {"cell_type": "markdown", "metadata": {}, "source": note, "id": "site-run-note"})
+        return json.dumps(notebook), sum(cell["cell_type"] == "code" for cell in notebook["cells"])
     stored = json.loads(stored_file.read_text())
     stale = 0
     for cell in notebook["cells"]:

@@ -76,6 +76,8 @@ def test_a_lesson_gets_the_outputs_of_the_run_where_its_code_is_unchanged(tmp_pa
     assert cells["same"]["outputs"] == [shown]
     assert cells["edited"]["outputs"] == [] and stale == 1
     assert "**fast** mode" in cells["site-run-note"]["source"] and "1 code cell(s) changed" in cells["site-run-note"]["source"]
+    text, stale = conf.with_stored_outputs(json.dumps(lesson), "02_never_run")
+    assert stale == 2 and "No stored run of this lesson yet" in json.loads(text)["cells"][1]["source"]
 
 
 def test_the_stored_run_shows_lesson_5s_plots_with_its_current_code():
