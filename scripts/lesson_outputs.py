@@ -75,20 +75,19 @@ def kept_outputs(outputs: list[dict], where: str) -> list[dict]:
     return kept
 
 
-def execute(lessons: list[Path], mode: str, folder: Path, limit_s: int) -> None:
-    """Run each lesson as a learner's would, its executed copy written to ``folder``."""
+def execute(lesson: Path, mode: str, folder: Path, limit_s: int) -> None:
+    """Run one lesson as a learner's would, its executed copy written to ``folder``."""
     env = dict(os.environ, TUTORLIB_MODE=mode, TUTORLIB_OFFLINE="1")
     env.pop("TUTORLIB_FAST", None)
     jupyter = Path(sys.executable).with_name("jupyter")
-    for lesson in lessons:
-        print(f"{lesson.name}: running in {mode} mode ...", flush=True)
-        start = time.perf_counter()
-        done = subprocess.run([str(jupyter), "nbconvert", "--to", "notebook", "--execute",
-                               f"--ExecutePreprocessor.timeout={limit_s}", "--output-dir", str(folder), str(lesson)],
-                              env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            sys.exit(f"{lesson.name} failed in {mode} mode:\n{done.stderr[-3000:]}")
-        print(f"  ok in {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"{lesson.name}: running in {mode} mode ...", flush=True)
+    start = time.perf_counter()
+    done = subprocess.run([str(jupyter), "nbconvert", "--to", "notebook", "--execute",
+                           f"--ExecutePreprocessor.timeout={limit_s}", "--output-dir", str(folder), str(lesson)],
+                          env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{lesson.name} failed in {mode} mode:\n{done.stderr[-3000:]}")
+    print(f"  ran in {time.perf_counter() - start:.0f} s", flush=True)
 
 
 def store(lesson: Path, executed: Path, run: dict) -> int:
@@ -133,9 +132,9 @@ def main(argv=None) -> int:
            "machine": f"{os.cpu_count()}-core {platform.machine()} CPU, Python {platform.python_version()}"}
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.executed or Path(scratch)
-        if args.executed is None:
-            execute(lessons, args.mode, folder, args.limit)
-        for lesson in lessons:
+        for lesson in lessons:  # each lesson stored as soon as it ran: a long run keeps what it finished
+            if args.executed is None:
+                execute(lesson, args.mode, folder, args.limit)
             count = store(lesson, folder / lesson.name, run)
             print(f"{lesson.name}: outputs of {count} code cells -> {(OUT / (lesson.stem + '.json')).relative_to(ROOT)}")
     return 0
