@@ -64,7 +64,8 @@ nitpick_ignore_regex = [(r"py:.*", r".*")]
 # --- HTML ----------------------------------------------------------------------------------------------
 html_theme = "furo"
 html_title = "tutorlib: full fine-tuning vs prefix tuning"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["site.css"]  # wide lesson outputs scroll in their cell
 html_show_sourcelink = False
 html_copy_source = False           # the sources are in the repository; the site holds pages only
 
