@@ -7,7 +7,7 @@ TL := .venv/bin/tutorlib
 NOTEBOOK_DIRS := $(wildcard notebooks solutions)
 WHEELHOUSE ?= wheelhouse
 
-.PHONY: venv demo test test-fast test-latest lab bench exercises lock wheelhouse gpu-check browser-check lesson-times clean
+.PHONY: venv demo test test-fast test-latest lab bench exercises lock wheelhouse gpu-check browser-check lesson-times docs docs-check clean
 
 venv:
 	@scripts/venv.sh
@@ -58,6 +58,19 @@ browser-check: venv
 		(apt-get update -q && apt-get install -y -q --no-install-recommends chromium chromium-driver) || \
 		(echo "browser-check needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"; exit 2)
 	TUTORLIB_OFFLINE=1 $(PY) scripts/browser_check.py --out browser-check
+
+## The course site in build/site/ (open build/site/index.html): the README, the lessons with the outputs of
+## one stored run (docs/lesson_outputs/, written by scripts/lesson_outputs.py; nothing is executed here),
+## the docs/ pages and the API. Any warning, broken internal link or missing image fails it.
+docs: venv
+	rm -rf build/site
+	.venv/bin/sphinx-build -W --keep-going -n -q -c docs . build/site
+	$(PY) scripts/docs_links.py build/site
+
+## The built site in headless Chromium (Debian's chromium and chromium-driver): lesson 5 and the results
+## page show their plots; screenshots in docs/images/.
+docs-check: docs
+	$(PY) scripts/docs_check.py build/site --out docs/images
 
 ## Every lesson run once, as a learner would, in one mode (MODE=fast|workshop|full, default workshop): wall
 ## time, peak memory and load average per lesson in runs/lesson-times/MODE.json (before a workshop).
