@@ -16,7 +16,7 @@ def tiny_summaries(n_test=4) -> DatasetDict:
 
 def zero_shot(capsys, **kwargs):
     result = compare("summarise", model="tiny-llama", tiny_data=kwargs.pop("data", tiny_summaries()),
-                     methods="zero-shot", fast=True, measure_energy=False, **kwargs)
+                     methods="zero-shot", mode="fast", measure_energy=False, **kwargs)
     return result, capsys.readouterr().out
 
 
