@@ -1,6 +1,6 @@
 """What grading a class costs: the sandbox's start-up overhead, and a class graded with --jobs 1 and 2.
 
-    .venv/bin/python bench/grading.py                       # overhead (10 pairs) + a class of 30 x 6, jobs 1 and 2
+    .venv/bin/python bench/grading.py                       # overhead (10 pairs) + a class of 30, jobs 1 and 2
     .venv/bin/python bench/grading.py --learners 3          # a smaller class (the time per notebook is what scales)
     .venv/bin/python bench/grading.py --only overhead
 
@@ -8,7 +8,7 @@ Overhead: a learner's kernel started, given one trivial cell and closed, with th
 without it (``--unsafe-no-sandbox``'s path), interleaved pair by pair so that the machine's load
 colours both alike; the median difference is the sandbox's own cost.
 
-Class: LEARNERS copies of the six honest solutions graded by ``grade_class`` with jobs=1, then
+Class: LEARNERS copies of every honest solution graded by ``grade_class`` with jobs=1, then
 jobs=2, same machine, one run. Each notebook's time is split into the kernel's start, and the rest
 (the notebook's own work: given cells in both processes, answers, hidden tests). Results go to
 bench/results/grading.json.
@@ -98,7 +98,9 @@ def main() -> None:
         result["class"] = [a_class(args.learners, jobs, REPO / "solutions") for jobs in (1, 2)]
         one, two = result["class"]
         result["class_jobs2_over_jobs1"] = two["wall_s"] / one["wall_s"]
-        result["class_30x6_estimate_s"] = {f"jobs{c['jobs']}": c["per_notebook_wall_s"] * 180 for c in result["class"]}
+        per_class = 30 * len(list((REPO / "solutions").glob("*.ipynb")))  # 30 learners, every assignment
+        result["class_of_30_estimate_s"] = {f"jobs{c['jobs']}": c["per_notebook_wall_s"] * per_class
+                                            for c in result["class"]}
         print(json.dumps(result["class"], indent=1))
     result["load_after"] = os.getloadavg()
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
