@@ -37,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-LEARNERS = (1, 2, 4)
+LEARNERS = (1, 4, 2)  # 4 before 2: on a busy machine the contrast that matters most is stored first
 SETTINGS = ("torch", "kit", "share")
 BATCH, TOKENS = 16, 64  # lesson 3's training batch in fast mode, its max_length
 
@@ -110,7 +110,7 @@ def one_round(learners: int, steps: int, order: list[str]) -> list[dict]:
 def summarise(rounds: list[dict]) -> list[dict]:
     """Medians over repeats per (setting, learners); slowdown against one learner with torch's threads."""
     rows = []
-    for learners in LEARNERS:
+    for learners in sorted(LEARNERS):
         for setting in SETTINGS:
             mine = [r for r in rounds if r["setting"] == setting and r["learners"] == learners]
             if mine:
@@ -134,8 +134,6 @@ def main(argv=None) -> int:
         folder, index, learners, steps, order = args.learner
         print(json.dumps(learner(Path(folder), int(index), int(learners), int(steps), order.split(","))))
         return 0
-    import common
-
     cores = usable_cores()
     rounds = []
     for repeat in range(args.repeats):
@@ -146,19 +144,26 @@ def main(argv=None) -> int:
                 print(f"{learners} learner(s), {r['setting']:<5} ({r['threads']} threads): median step "
                       f"{r['median_step_s']:.3f} s, {r['steps_per_s_all_learners']:.2f} steps/s in all "
                       f"(load average {r['load_average_1m_before']})", flush=True)
+            save(args, argv, cores, rounds)  # after every round: a long run interrupted keeps what it measured
     rows = summarise(rounds)
     print(f"\n{'learners':>8} {'setting':<6} {'threads':>7} {'step s':>7} {'x alone':>7} {'steps/s, all':>12}")
     for r in rows:
         print(f"{r['learners']:>8} {r['setting']:<6} {r['threads']:>7} {r['median_step_s']:>7.3f} "
               f"{r['slowdown_vs_one_learner']:>7.2f} {r['steps_per_s_all_learners']:>12.2f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def save(args, argv, cores: int, rounds: list[dict]) -> None:
+    """The record so far: command, machine, settings, the summary by learners and setting, every round."""
+    import common
+
     record = {"command": "python bench/concurrency.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": common.machine(), "cores_usable": cores, "steps": args.steps, "repeats": args.repeats,
               "batch": BATCH, "tokens": TOKENS, "model": "minilm-l6 (full fine-tuning)",
-              "summary": rows, "rounds": rounds}
+              "summary": summarise(rounds), "rounds": rounds}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    return 0
 
 
 if __name__ == "__main__":
