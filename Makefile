@@ -7,7 +7,7 @@ TL := .venv/bin/tutorlib
 NOTEBOOK_DIRS := $(wildcard notebooks solutions)
 WHEELHOUSE ?= wheelhouse
 
-.PHONY: venv demo test test-fast test-latest lab bench exercises lock wheelhouse gpu-check browser-check lesson-times docs docs-check clean
+.PHONY: claims venv demo test test-fast test-latest lab bench exercises lock wheelhouse gpu-check browser-check lesson-times docs docs-check clean
 
 venv:
 	@scripts/venv.sh
@@ -22,6 +22,7 @@ demo: venv
 ## executed (fast mode) by nbval. A wrong-way import fails here, before any test runs.
 test: venv
 	.venv/bin/lint-imports --no-cache
+	.venv/bin/ruff check .
 	$(TL) download --all --prepare
 	TUTORLIB_OFFLINE=1 TUTORLIB_MODE=fast $(PY) -m pytest -q -rs --nbval-lax tests $(NOTEBOOK_DIRS) --ignore=tests/notebooks
 
@@ -77,6 +78,11 @@ docs-check: docs
 MODE ?= workshop
 lesson-times: venv
 	$(PY) scripts/time_lessons.py --mode $(MODE) --out runs/lesson-times/$(MODE).json
+
+## Verdicts of the source text's claims from the stored results (results/claims.json), rendered into every
+## <!-- claims:... --> block of the README, docs/ and the lessons. Run after any stored run is redone.
+claims: venv
+	$(PY) -m tutorlib.experiments.claims --render
 
 lab: venv
 	.venv/bin/jupyter lab notebooks/
