@@ -48,6 +48,7 @@ def learner(folder: Path, index: int, learners: int, steps: int, order: list[str
 
     torch_default = torch.get_num_threads()  # before the kit's first load_model sets anything
     import common
+
     from tutorlib.loading.models import load_model
     from tutorlib.loading.threads import choose_threads
     from tutorlib.methods.full import prepare_full_finetuning

@@ -9,15 +9,14 @@ fine-tuning step is measured beside it on a second copy of the model. Written: b
 
 from __future__ import annotations
 
-
 import common
 import torch
 from common import say
 from torch import nn
 
 from tutorlib.methods.full import prepare_full_finetuning
-from tutorlib.training.flops import prefix_full_limit
 from tutorlib.methods.prefix.model import attach_prefix
+from tutorlib.training.flops import prefix_full_limit
 
 # batch_size and seq_len: the prefix-length sweep; seq_batch_size: the sequence-length sweep.
 QUICK = dict(model="distilgpt2-size", batch_size=2, seq_len=128, lengths=[1, 10, 50, 200],

@@ -22,10 +22,10 @@ import safetensors.torch
 import torch
 from common import say
 
-from tutorlib.training.measure import parameter_bytes
-from tutorlib.units import MIB, format_size
 from tutorlib.methods.prefix.model import attach_prefix
 from tutorlib.methods.prefix.serving import PrefixBank
+from tutorlib.training.measure import parameter_bytes
+from tutorlib.units import MIB, format_size
 
 QUICK = dict(model="distilgpt2-size", tasks=4, rows=8, seq_len=64, prefix_length=10, repeats=3)
 FULL = dict(model="gpt2-small", tasks=8, rows=32, seq_len=128, prefix_length=10, repeats=7)

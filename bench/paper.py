@@ -25,8 +25,8 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from tutorlib.loading.data import load_dataset
-from tutorlib.methods.full import prepare_full_finetuning
 from tutorlib.loading.models import load_model
+from tutorlib.methods.full import prepare_full_finetuning
 from tutorlib.methods.prefix.model import attach_prefix
 from tutorlib.tasks.metrics import wilson_interval
 from tutorlib.tasks.sentiment import make_batches, predict_positive

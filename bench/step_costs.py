@@ -17,12 +17,12 @@ import common
 from common import say
 
 from tutorlib.loading.models import pretrained_part, task_of
-from tutorlib.methods.full import prepare_full_finetuning
-from tutorlib.training.flops import explain_limit, inference_overhead, prefix_full_limit
 from tutorlib.methods.checkpoints import checkpoint_bytes
+from tutorlib.methods.full import prepare_full_finetuning
+from tutorlib.methods.prefix.model import attach_prefix
+from tutorlib.training.flops import explain_limit, inference_overhead, prefix_full_limit
 from tutorlib.training.measure import parameter_bytes
 from tutorlib.units import MIB
-from tutorlib.methods.prefix.model import attach_prefix
 
 # (model, batch size, sequence length): quick fits a shared 2-core CPU; full is the fairer picture.
 QUICK = [("minilm-l6", 16, 64), ("smollm2-135m", 2, 128), ("gpt2-small", 2, 128), ("distilgpt2-size", 2, 128)]

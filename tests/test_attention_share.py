@@ -4,8 +4,8 @@ the way the arithmetic says they must."""
 import pytest
 import torch
 
-from tutorlib.methods.prefix.attention_share import prefix_attention_share
 from tutorlib.loading.models import load_model
+from tutorlib.methods.prefix.attention_share import prefix_attention_share
 from tutorlib.methods.prefix.model import attach_prefix
 from tutorlib.methods.prefix.reference import attention_weights_with_prefix, reference_attention_with_prefix
 

@@ -14,10 +14,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 URLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import tutorlib
-from tutorlib.methods.checkpoints import CheckpointError, checkpoint_bytes
-from tutorlib.methods.registry import load_checkpoint
-from tutorlib.methods.full import FullFineTunedModel, prepare_full_finetuning
 from tutorlib.loading.models import load_model
+from tutorlib.methods.checkpoints import CheckpointError, checkpoint_bytes
+from tutorlib.methods.full import FullFineTunedModel, prepare_full_finetuning
 from tutorlib.methods.prefix.model import PrefixTunedModel, attach_prefix
+from tutorlib.methods.registry import load_checkpoint
 
 ALL = ["tiny-gpt2", "tiny-llama", "tiny-bert"]
 TEXTS = ["the cat sat on the mat", "hello", "prefix tuning"]

@@ -13,7 +13,6 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from tutorlib.cli import grade_main
 from tutorlib.course.autograde import GradingOptions, grade_notebooks, learner_message
-from tutorlib.course.report import GradeReport, NotebookResult, QuestionResult
 from tutorlib.course.checks import (
     AnswerError,
     check_close,
@@ -21,6 +20,7 @@ from tutorlib.course.checks import (
     check_tensor,
     check_true,
 )
+from tutorlib.course.report import GradeReport, NotebookResult, QuestionResult
 
 FIXTURES = Path(__file__).parent / "notebooks"
 SOLUTIONS = FIXTURES / "solutions"

@@ -10,13 +10,13 @@ import json
 import pytest
 import torch
 
-from tutorlib.methods.checkpoints import CheckpointError
-from tutorlib.methods.registry import load_checkpoint
-from tutorlib.loading.models import load_model
 from tutorlib.loading.architectures import UnsupportedModelError
+from tutorlib.loading.models import load_model
+from tutorlib.methods.checkpoints import CheckpointError
 from tutorlib.methods.prefix.encoder import PrefixEncoder, model_key_values, prefix_shape
 from tutorlib.methods.prefix.model import PrefixError, PrefixTunedModel, attach_prefix
 from tutorlib.methods.prefix.reference import reference_attention_with_prefix
+from tutorlib.methods.registry import load_checkpoint
 
 ALL = ["tiny-gpt2", "tiny-llama", "tiny-bert"]
 CAUSAL = ["tiny-gpt2", "tiny-llama"]

@@ -250,10 +250,9 @@ def parse_rates(text: str, methods) -> dict[str, float]:
 
 
 def cmd_grade(args) -> int:
+    from tutorlib import check_mode
     from tutorlib.course.autograde import GradingOptions
     from tutorlib.course.sandbox import Limits, SandboxUnavailable, check_sandbox
-
-    from tutorlib import check_mode
 
     for option, value in (("--notebook-budget", args.notebook_budget), ("--memory-gib", args.memory_gib)):
         if value is None or value <= 0:

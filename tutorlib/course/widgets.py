@@ -24,8 +24,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from tutorlib.loading.architectures import is_encoder
 from tutorlib.loading.models import KNOWN_MODELS, SequenceClassifier, prepare_offline_model, tiny_config, tiny_tokenizer
-from tutorlib.training.parameters import explain_prefix_formula, prefix_parameter_formula
 from tutorlib.methods.prefix.encoder import prefix_shape
+from tutorlib.training.parameters import explain_prefix_formula, prefix_parameter_formula
 from tutorlib.units import format_size
 
 BYTES_FP32 = 4

@@ -31,7 +31,6 @@ from tutorlib.loading.architectures import UnsupportedModelError, model_name_of
 from tutorlib.loading.models import SequenceClassifier, load_model, pretrained_part, task_of
 from tutorlib.methods import checkpoints
 from tutorlib.methods.devices import to_model_device
-from tutorlib.methods.registry import Method, MethodSetup, register
 from tutorlib.methods.prefix.attention import switch_back_attention, switch_to_prefix_attention, uses_prefix_attention
 from tutorlib.methods.prefix.encoder import (
     PrefixEncoder,
@@ -40,6 +39,7 @@ from tutorlib.methods.prefix.encoder import (
     random_prefix,
     words_prefix,
 )
+from tutorlib.methods.registry import Method, MethodSetup, register
 
 
 class PrefixError(ValueError):
