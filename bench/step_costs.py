@@ -35,7 +35,8 @@ def compare_methods(name: str, batch_size: int, seq_len: int, repeats: int, devi
     full = prepare_full_finetuning(common.load(name))
     prefix = attach_prefix(common.load(name), PREFIX_LENGTH)
     batch = common.batch_for(full.model, batch_size, seq_len)
-    steps = {"full": common.TimedStep(full, batch, device=device), "prefix": common.TimedStep(prefix, batch, device=device)}
+    steps = {"full": common.TimedStep(full, batch, device=device),
+             "prefix": common.TimedStep(prefix, batch, device=device)}
     timed = common.interleaved(steps, repeats=repeats, warmup=1)
     memory = {method: steps[method].memory_increase_mb() for method in ("full", "prefix")}
     inference = inference_with_and_without(prefix, batch, repeats, device)

@@ -116,7 +116,8 @@ def constant_entry(name: str, value) -> str:
             doc = ModuleAnalyzer.for_module(module_name).find_attr_docs().get(("", name))
             if doc:
                 body = "\n".join(f"   {line}".rstrip() for line in doc)
-                return f"```{{eval-rst}}\n.. py:data:: tutorlib.{name}\n\n{body}\n   Defined in ``{module_name}``.\n```\n"
+                return (f"```{{eval-rst}}\n.. py:data:: tutorlib.{name}\n\n{body}\n"
+                        f"   Defined in ``{module_name}``.\n```\n")
     return f"```{{eval-rst}}\n.. py:data:: tutorlib.{name}\n   :value: {value!r}\n```\n"
 
 
