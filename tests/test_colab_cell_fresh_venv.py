@@ -54,7 +54,8 @@ def cell_as_script(source: str, python: Path) -> str:
             args = [a.replace(URLS["Lock"], str(ROOT / "requirements" / "colab.txt"))
                      .replace(URLS["Install"], ROOT.as_uri()) for a in args if a != "-q"]
             indent = line[:len(line) - len(line.lstrip())]
-            lines.append(f"{indent}import subprocess; subprocess.run({[uv(), 'pip', 'install', '-q', '--python', str(python), *args]!r}, check=True)")
+            command = [uv(), "pip", "install", "-q", "--python", str(python), *args]
+            lines.append(f"{indent}import subprocess; subprocess.run({command!r}, check=True)")
         else:
             lines.append(line)
     return "\n".join(lines)

@@ -18,7 +18,9 @@ TEXTS = ["the cat sat on the mat", "hello", "prefix tuning"]
 
 
 def labels_for(name, batch):
-    return torch.tensor([0, 1, 1]) if name == "tiny-bert" else batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    if name == "tiny-bert":
+        return torch.tensor([0, 1, 1])
+    return batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
 
 
 @pytest.mark.parametrize("name", ALL)
