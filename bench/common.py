@@ -124,7 +124,8 @@ def classification_batch(vocab: int, batch_size: int, seq_len: int, seed: int = 
     """Random token ids (B, T), no padding; labels (B,) in {0, 1}."""
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(1000, vocab, (batch_size, seq_len), generator=g)  # skip BERT's special ids
-    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.randint(0, 2, (batch_size,), generator=g)}
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids),
+            "labels": torch.randint(0, 2, (batch_size,), generator=g)}
 
 
 def batch_for(model, batch_size: int, seq_len: int, seed: int = 0) -> dict:

@@ -48,6 +48,7 @@ def learner(folder: Path, index: int, learners: int, steps: int, order: list[str
 
     torch_default = torch.get_num_threads()  # before the kit's first load_model sets anything
     import common
+
     from tutorlib.loading.models import load_model
     from tutorlib.loading.threads import choose_threads
     from tutorlib.methods.full import prepare_full_finetuning
@@ -116,7 +117,8 @@ def summarise(rounds: list[dict]) -> list[dict]:
             if mine:
                 rows.append({"learners": learners, "setting": setting, "threads": mine[0]["threads"],
                              "median_step_s": statistics.median(r["median_step_s"] for r in mine),
-                             "steps_per_s_all_learners": statistics.median(r["steps_per_s_all_learners"] for r in mine)})
+                             "steps_per_s_all_learners":
+                                 statistics.median(r["steps_per_s_all_learners"] for r in mine)})
     alone = next(r["median_step_s"] for r in rows if r["learners"] == 1 and r["setting"] == "torch")
     for r in rows:
         r["slowdown_vs_one_learner"] = r["median_step_s"] / alone

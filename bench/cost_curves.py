@@ -9,15 +9,14 @@ fine-tuning step is measured beside it on a second copy of the model. Written: b
 
 from __future__ import annotations
 
-
 import common
 import torch
 from common import say
 from torch import nn
 
 from tutorlib.methods.full import prepare_full_finetuning
-from tutorlib.training.flops import prefix_full_limit
 from tutorlib.methods.prefix.model import attach_prefix
+from tutorlib.training.flops import prefix_full_limit
 
 # batch_size and seq_len: the prefix-length sweep; seq_batch_size: the sequence-length sweep.
 QUICK = dict(model="distilgpt2-size", batch_size=2, seq_len=128, lengths=[1, 10, 50, 200],
@@ -66,9 +65,11 @@ def sweep_seq_len(tuned, full, settings: dict, device) -> list[dict]:
     rows = []
     for seq_len in settings["seq_lens"]:
         batch = common.batch_for(full.model, settings["seq_batch_size"], seq_len)
-        steps = {"full": common.TimedStep(full, batch, device=device), "prefix": common.TimedStep(tuned, batch, device=device)}
+        steps = {"full": common.TimedStep(full, batch, device=device),
+                 "prefix": common.TimedStep(tuned, batch, device=device)}
         timed = common.interleaved(steps, repeats=settings["repeats"], warmup=1)
-        row = {"seq_len": seq_len, "flop_limit": prefix_full_limit(full.model.config, settings["seq_batch_size"], seq_len, 10)}
+        row = {"seq_len": seq_len,
+               "flop_limit": prefix_full_limit(full.model.config, settings["seq_batch_size"], seq_len, 10)}
         for method in ("full", "prefix"):
             row[f"{method}_s"] = timed[method]["step_s"]
             row[f"{method}_compute_s"] = timed[method]["forward_s"] + timed[method]["backward_s"]
@@ -107,7 +108,8 @@ def plot(by_length: list[dict], by_seq: list[dict], settings: dict, path) -> Non
     ax = axes[1, 0]
     ax.plot(seq, [r["full_s"] for r in by_seq], "o--", color="C3", label="full fine-tuning")
     ax.plot(seq, [r["prefix_s"] for r in by_seq], "o-", color="C0", label="prefix tuning (P=10)")
-    ax.set(xlabel="sequence length T", ylabel="seconds per step", title=f"time vs T (batch {settings['seq_batch_size']})")
+    ax.set(xlabel="sequence length T", ylabel="seconds per step",
+           title=f"time vs T (batch {settings['seq_batch_size']})")
     ax.legend(fontsize=7)
     ax = axes[1, 1]
     ax.plot(seq, [r["ratio"] for r in by_seq], "o-", label="measured, whole step")

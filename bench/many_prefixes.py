@@ -3,7 +3,8 @@
     .venv/bin/python bench/many_prefixes.py --quick        # or: bench/run.py --only many-prefixes
 
 K tasks (customers) send rows; a batch holds B rows from all of them, in arrival order. Served:
-  mixed      one forward pass of the frozen model, each row with its own prefix (tutorlib.methods.prefix.serving.PrefixBank)
+  mixed      one forward pass of the frozen model, each row with its own prefix
+             (tutorlib.methods.prefix.serving.PrefixBank)
   grouped    the same prefixes, one pass per task (what you would do without per-row prefixes)
   resident   K fine-tuned models, all kept in memory, one pass per task
   swapped    one model in memory; each task's fine-tuned weights loaded from disk before its rows
@@ -22,10 +23,10 @@ import safetensors.torch
 import torch
 from common import say
 
-from tutorlib.training.measure import parameter_bytes
-from tutorlib.units import MIB, format_size
 from tutorlib.methods.prefix.model import attach_prefix
 from tutorlib.methods.prefix.serving import PrefixBank
+from tutorlib.training.measure import parameter_bytes
+from tutorlib.units import MIB, format_size
 
 QUICK = dict(model="distilgpt2-size", tasks=4, rows=8, seq_len=64, prefix_length=10, repeats=3)
 FULL = dict(model="gpt2-small", tasks=8, rows=32, seq_len=128, prefix_length=10, repeats=7)
@@ -69,7 +70,8 @@ def main(argv=None) -> dict:
         f"rows x {s['seq_len']} tokens, {s['repeats']} interleaved repetitions, {args.threads} thread(s)")
     with tempfile.TemporaryDirectory() as folder:
         base, tuned, bank, finetuned, files = build(s, Path(folder))
-        names = [f"task{i % s['tasks']}" for i in torch.randperm(s["rows"], generator=torch.Generator().manual_seed(1)).tolist()]
+        arrival = torch.randperm(s["rows"], generator=torch.Generator().manual_seed(1)).tolist()
+        names = [f"task{i % s['tasks']}" for i in arrival]
         batch = common.lm_batch(base.config.vocab_size, s["rows"], s["seq_len"])
         batch.pop("labels")
         worst = proof(bank, tuned, names, batch)

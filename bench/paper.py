@@ -25,8 +25,8 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from tutorlib.loading.data import load_dataset
-from tutorlib.methods.full import prepare_full_finetuning
 from tutorlib.loading.models import load_model
+from tutorlib.methods.full import prepare_full_finetuning
 from tutorlib.methods.prefix.model import attach_prefix
 from tutorlib.tasks.metrics import wilson_interval
 from tutorlib.tasks.sentiment import make_batches, predict_positive
@@ -70,10 +70,12 @@ class EmbeddingOnlyPrompt(nn.Module):
 
     def forward(self, input_ids, attention_mask, labels=None):
         c, B = self.classifier, input_ids.shape[0]
-        embeds = torch.cat([self.prompt.expand(B, -1, -1), c.encoder.get_input_embeddings()(input_ids)], 1)  # (B, P+T, D)
+        embeds = torch.cat([self.prompt.expand(B, -1, -1),
+                            c.encoder.get_input_embeddings()(input_ids)], 1)  # (B, P+T, D)
         ones = torch.ones(B, self.prompt_length, dtype=attention_mask.dtype, device=attention_mask.device)
         mask = torch.cat([ones, attention_mask], 1)  # (B, P+T)
-        hidden = c.encoder(inputs_embeds=embeds, attention_mask=mask).last_hidden_state[:, self.prompt_length:]  # (B, T, D)
+        hidden = c.encoder(inputs_embeds=embeds, attention_mask=mask).last_hidden_state  # (B, P+T, D)
+        hidden = hidden[:, self.prompt_length:]  # (B, T, D)
         weights = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, D)
         logits = c.head(c.dropout(pooled))  # (B, 2)
@@ -106,7 +108,8 @@ def train_with_two_rates(method, batches, steps: int, prefix_lr: float, head_lr:
     method.eval()
 
 
-def run(kind: str, train_set, eval_set, settings: dict, seed: int, prefix_length: int = 10, steps: int | None = None) -> dict:
+def run(kind: str, train_set, eval_set, settings: dict, seed: int, prefix_length: int = 10,
+        steps: int | None = None) -> dict:
     """Train one method from a fresh MiniLM; kind: full | prefix | prefix-mlp | prefix-mlp-own-lr | embedding-only."""
     model, tok = load_model(MODEL, seed=seed)
     if kind == "full":
@@ -117,7 +120,8 @@ def run(kind: str, train_set, eval_set, settings: dict, seed: int, prefix_length
         method = attach_prefix(model, prefix_length, reparameterise=kind.startswith("prefix-mlp"), seed=seed)
     key = (train_set._fingerprint, seed)
     if key not in _BATCHES:  # the same data and seed give the same batches: tokenize once
-        _BATCHES[key] = make_batches(train_set, tok, settings["batch_size"], settings["max_length"], shuffle=True, seed=seed)
+        _BATCHES[key] = make_batches(train_set, tok, settings["batch_size"], settings["max_length"],
+                                     shuffle=True, seed=seed)
     batches = _BATCHES[key]
     if steps is None:  # a few epochs of a small set, capped: the budget of the paper's low-data runs, shrunk
         steps = min(settings["max_steps"], max(settings["min_steps"], settings["epochs"] * len(batches)))
@@ -132,7 +136,8 @@ def run(kind: str, train_set, eval_set, settings: dict, seed: int, prefix_length
     probs = predict_positive(method, eval_set, tok, batch_size=64, max_length=settings["max_length"])
     labels = np.asarray(eval_set["label"])
     right = int(((probs > 0.5).astype(int) == labels).sum())
-    return {"kind": kind, "prefix_length": prefix_length, "train_examples": len(train_set), "steps": steps, "seed": seed,
+    return {"kind": kind, "prefix_length": prefix_length, "train_examples": len(train_set), "steps": steps,
+            "seed": seed,
             "accuracy": right / len(labels), "ci95": wilson_interval(right, len(labels)),
             "trainable": sum(p.numel() for p in method.parameters() if p.requires_grad),
             "seconds": time.perf_counter() - started}
@@ -236,7 +241,8 @@ def main(argv=None) -> dict:
 
     results["mlp"] = [row("direct", reference),
                       row("MLP, one lr", runs("prefix-mlp", full_set, prefix_length=10, steps=s["full_data_steps"])),
-                      row("MLP, own lr", runs("prefix-mlp-own-lr", full_set, prefix_length=10, steps=s["full_data_steps"]))]
+                      row("MLP, own lr",
+                          runs("prefix-mlp-own-lr", full_set, prefix_length=10, steps=s["full_data_steps"]))]
     show("MLP reparameterisation on/off (P=10)", results["mlp"], PAPER["mlp"])
 
     path = common.ROOT / "bench" / "paper.png"

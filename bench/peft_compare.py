@@ -37,14 +37,16 @@ def main(argv=None) -> dict:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     name, batch_size, seq_len, repeats = QUICK if args.quick else FULL
     say(f"== tutorlib vs PEFT {__import__('peft').__version__} prefix tuning: {name} (random weights), "
-        f"{batch_size}x{seq_len} tokens, P={PREFIX_LENGTH}, {repeats} interleaved repetitions, {args.threads} thread(s)")
+        f"{batch_size}x{seq_len} tokens, P={PREFIX_LENGTH}, {repeats} interleaved repetitions, "
+        f"{args.threads} thread(s)")
 
     ours = attach_prefix(common.load(name), PREFIX_LENGTH)
     theirs = peft_prefix_model(name)
     batch = common.batch_for(ours.model, batch_size, seq_len)
     trainable = {"tutorlib": sum(p.numel() for p in ours.parameters() if p.requires_grad),
                  "peft": sum(p.numel() for p in theirs.parameters() if p.requires_grad)}
-    steps = {"tutorlib": common.TimedStep(ours, batch, device=device), "peft": common.TimedStep(theirs, batch, device=device)}
+    steps = {"tutorlib": common.TimedStep(ours, batch, device=device),
+             "peft": common.TimedStep(theirs, batch, device=device)}
     timed = common.interleaved(steps, repeats=repeats, warmup=1)
     memory = {k: steps[k].memory_increase_mb() for k in steps}
     inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}

@@ -101,7 +101,8 @@ def summary() -> None:
         t = {r["way"]: r for r in many["rows"]}
         print(f"many prefixes: mixed batch == rows alone (max |diff| {many['max_abs_difference']:.1e}); time vs mixed: "
               + ", ".join(f"{k} {r['vs_mixed']:.2f}x" for k, r in t.items())
-              + f"; weights in memory: mixed {t['mixed']['weights_mb']:.0f} MB, resident {t['resident']['weights_mb']:.0f} MB")
+              + f"; weights in memory: mixed {t['mixed']['weights_mb']:.0f} MB, "
+                f"resident {t['resident']['weights_mb']:.0f} MB")
     trainer = load("trainer")
     if trainer:
         for part in ("sentiment", "summarise"):
@@ -116,7 +117,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--quick", action="store_true", help="laptop budgets: all parts in under 15 min on 2 cores")
     parser.add_argument("--only", default="", help=f"comma-separated parts: {', '.join(PARTS)}")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steadier on a shared machine)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: steadier on a shared machine)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (for step-costs, peft, cost-curves)")
     parser.add_argument("--summary", action="store_true", help="print the summary of the saved results and stop")
     args = parser.parse_args()

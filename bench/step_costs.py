@@ -17,12 +17,12 @@ import common
 from common import say
 
 from tutorlib.loading.models import pretrained_part, task_of
-from tutorlib.methods.full import prepare_full_finetuning
-from tutorlib.training.flops import explain_limit, inference_overhead, prefix_full_limit
 from tutorlib.methods.checkpoints import checkpoint_bytes
+from tutorlib.methods.full import prepare_full_finetuning
+from tutorlib.methods.prefix.model import attach_prefix
+from tutorlib.training.flops import explain_limit, inference_overhead, prefix_full_limit
 from tutorlib.training.measure import parameter_bytes
 from tutorlib.units import MIB
-from tutorlib.methods.prefix.model import attach_prefix
 
 # (model, batch size, sequence length): quick fits a shared 2-core CPU; full is the fairer picture.
 QUICK = [("minilm-l6", 16, 64), ("smollm2-135m", 2, 128), ("gpt2-small", 2, 128), ("distilgpt2-size", 2, 128)]
@@ -35,7 +35,8 @@ def compare_methods(name: str, batch_size: int, seq_len: int, repeats: int, devi
     full = prepare_full_finetuning(common.load(name))
     prefix = attach_prefix(common.load(name), PREFIX_LENGTH)
     batch = common.batch_for(full.model, batch_size, seq_len)
-    steps = {"full": common.TimedStep(full, batch, device=device), "prefix": common.TimedStep(prefix, batch, device=device)}
+    steps = {"full": common.TimedStep(full, batch, device=device),
+             "prefix": common.TimedStep(prefix, batch, device=device)}
     timed = common.interleaved(steps, repeats=repeats, warmup=1)
     memory = {method: steps[method].memory_increase_mb() for method in ("full", "prefix")}
     inference = inference_with_and_without(prefix, batch, repeats, device)

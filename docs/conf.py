@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # autodoc imports the kit from this checkout, installed or not
 sys.path.insert(0, str(ROOT / "scripts"))
-from lesson_outputs import OUT as LESSON_OUTPUTS, source_sha  # noqa: E402  (the run's store, and its fingerprint)
+from lesson_outputs import OUT as LESSON_OUTPUTS  # noqa: E402  (the run's store)
+from lesson_outputs import source_sha  # noqa: E402  (and its fingerprint)
 
 project = "tutorlib"
 author = "the tutorlib authors"
@@ -115,7 +116,8 @@ def constant_entry(name: str, value) -> str:
             doc = ModuleAnalyzer.for_module(module_name).find_attr_docs().get(("", name))
             if doc:
                 body = "\n".join(f"   {line}".rstrip() for line in doc)
-                return f"```{{eval-rst}}\n.. py:data:: tutorlib.{name}\n\n{body}\n   Defined in ``{module_name}``.\n```\n"
+                return (f"```{{eval-rst}}\n.. py:data:: tutorlib.{name}\n\n{body}\n"
+                        f"   Defined in ``{module_name}``.\n```\n")
     return f"```{{eval-rst}}\n.. py:data:: tutorlib.{name}\n   :value: {value!r}\n```\n"
 
 

@@ -63,7 +63,8 @@ def start_lab(folder: Path, port: int, token: str, log) -> subprocess.Popen:
            "JUPYTERLAB_SETTINGS_DIR": str(folder.parent / f"{folder.name}-settings")}
     lab = subprocess.Popen([str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", f"--port={port}",
                             "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}",
-                            "--allow-root", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+                            "--allow-root", "--LabApp.news_url=",
+                            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
                            stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -99,8 +100,10 @@ def run_all_cells(page, timeout_s: float) -> None:
     wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")))
     # the kernel must be up before running: its status reads "Idle" in the status bar
     wait.until(lambda p: "Idle" in p.find_element(By.CSS_SELECTOR, ".jp-StatusBar-Widget, #jp-main-statusbar").text)
-    wait.until(ready.element_to_be_clickable((By.XPATH, "//li[contains(@class,'lm-MenuBar-item')][.//div[text()='Run']]"))).click()
-    wait.until(ready.element_to_be_clickable((By.XPATH, "//li[contains(@class,'lm-Menu-item')][.//div[text()='Run All Cells']]"))).click()
+    run_menu = "//li[contains(@class,'lm-MenuBar-item')][.//div[text()='Run']]"
+    run_all = "//li[contains(@class,'lm-Menu-item')][.//div[text()='Run All Cells']]"
+    wait.until(ready.element_to_be_clickable((By.XPATH, run_menu))).click()
+    wait.until(ready.element_to_be_clickable((By.XPATH, run_all))).click()
     time.sleep(3)
 
     def finished(p):
@@ -123,7 +126,8 @@ def main(argv=None) -> int:
     try:
         import selenium  # noqa: F401
     except ImportError:
-        print("browser_check: needs selenium: .venv/bin/uv pip install -e '.[browser]' (or scripts/venv.sh)", file=sys.stderr)
+        print("browser_check: needs selenium: .venv/bin/uv pip install -e '.[browser]' (or scripts/venv.sh)",
+              file=sys.stderr)
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,7 +167,8 @@ def check_page(page, out: Path, seconds: float) -> int:
     text = page.find_element(By.CSS_SELECTOR, ".jp-Notebook").text
     (out / "page.txt").write_text(text)
     sliders = page.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output .widget-slider")
-    errors = page.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] pre")
+    errors = page.find_elements(By.CSS_SELECTOR,
+                                ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] pre")
     tracebacks = [e.text for e in errors if "Traceback" in e.text or "Error" in e.text.split("\n")[-1]]
     if sliders:
         page.execute_script("arguments[0].scrollIntoView({block: 'center'});", sliders[0])

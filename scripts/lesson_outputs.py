@@ -105,7 +105,8 @@ def store(lesson: Path, executed: Path, run: dict) -> int:
             sys.exit(f"{executed} was made from another version of {lesson.name} (cell {cell.get('id')} differs): "
                      f"run the lesson again")
         # every code cell, with or without output: the site tells a cell changed since the run by its fingerprint
-        cells[cell["id"]] = {"source_sha256": source_sha(cell["source"]), "execution_count": twin.get("execution_count"),
+        cells[cell["id"]] = {"source_sha256": source_sha(cell["source"]),
+                             "execution_count": twin.get("execution_count"),
                              "outputs": kept_outputs(twin.get("outputs", []), f"{lesson.name}, cell {cell.get('id')}")}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{lesson.stem}.json").write_text(json.dumps({"run": run, "cells": cells}, indent=1, sort_keys=True) + "\n")
@@ -136,7 +137,8 @@ def main(argv=None) -> int:
             if args.executed is None:
                 execute(lesson, args.mode, folder, args.limit)
             count = store(lesson, folder / lesson.name, run)
-            print(f"{lesson.name}: outputs of {count} code cells -> {(OUT / (lesson.stem + '.json')).relative_to(ROOT)}")
+            stored = (OUT / (lesson.stem + ".json")).relative_to(ROOT)
+            print(f"{lesson.name}: outputs of {count} code cells -> {stored}")
     return 0
 
 

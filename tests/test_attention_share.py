@@ -4,8 +4,8 @@ the way the arithmetic says they must."""
 import pytest
 import torch
 
-from tutorlib.methods.prefix.attention_share import prefix_attention_share
 from tutorlib.loading.models import load_model
+from tutorlib.methods.prefix.attention_share import prefix_attention_share
 from tutorlib.methods.prefix.model import attach_prefix
 from tutorlib.methods.prefix.reference import attention_weights_with_prefix, reference_attention_with_prefix
 
@@ -14,7 +14,8 @@ from tutorlib.methods.prefix.reference import attention_weights_with_prefix, ref
 def test_weights_times_values_is_the_reference_attention(causal):
     g = torch.Generator().manual_seed(0)
     B, H, H_kv, T, P, d = 2, 4, 2, 5, 3, 8
-    q, k, v = torch.randn(B, H, T, d, generator=g), torch.randn(B, H_kv, T, d, generator=g), torch.randn(B, H_kv, T, d, generator=g)
+    q, k, v = (torch.randn(B, H, T, d, generator=g), torch.randn(B, H_kv, T, d, generator=g),
+               torch.randn(B, H_kv, T, d, generator=g))
     pk, pv = torch.randn(1, H_kv, P, d, generator=g), torch.randn(1, H_kv, P, d, generator=g)
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
     w = attention_weights_with_prefix(q, k, pk, mask, causal)  # (B, H, T, P+T)

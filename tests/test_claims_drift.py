@@ -15,8 +15,9 @@ in order, against one value each; the counts must match, so a number cannot hide
 
 A value is a path, or a small expression of paths and numbers with spaced operators evaluated left to right
 (``rows[prefix].median_step_seconds / rows[full].median_step_seconds``, ``across_seeds.gap_all.mean * 100``,
-``wall_seconds // 60``, ``wall_seconds % 60``). ``+-0.010`` is read as the absolute value; an operand ``FILE.json:path`` reads another file. A value that
-starts with ``FILE.json: `` (a space after the colon) switches the file for itself and the values after it.
+``wall_seconds // 60``, ``wall_seconds % 60``). ``+-0.010`` is read as the absolute value; an operand
+``FILE.json:path`` reads another file. A value that starts with ``FILE.json: `` (a space after the colon) switches
+the file for itself and the values after it.
 
 The path is dotted keys; ``name[method]`` picks the item of a list whose ``method`` is that name; a number
 key picks a list item by position (``per_seed.0.gap_all``). The number must equal the stored value rounded to
@@ -131,7 +132,8 @@ def check_span(text: str, values) -> list[str]:
     numbers = [(m["number"], m["percent"]) for m in NUMBER_IN_TEXT.finditer(text)]
     if len(numbers) != len(values):
         return [f"span {text.strip()[:60]!r}: {len(numbers)} numbers, {len(values)} values"]
-    problems = [check_value(n, p, evaluate(file, expr), f"{file} {expr}") for (n, p), (file, expr) in zip(numbers, values)]
+    problems = [check_value(n, p, evaluate(file, expr), f"{file} {expr}")
+                for (n, p), (file, expr) in zip(numbers, values)]
     return [p for p in problems if p]
 
 
@@ -192,7 +194,8 @@ def test_spans_count_their_numbers():
     text = "<!--span results/sentiment/results.json: rows[full].accuracy-->0.837 and 0.5<!--/span-->"
     ((span_text, values),) = spans(text)
     assert check_span(span_text, values) == ["span '0.837 and 0.5': 2 numbers, 1 values"]
-    text = ("<!--span results/sentiment/results.json: rows[prefix].median_step_seconds / rows[full].median_step_seconds;"
+    text = ("<!--span results/sentiment/results.json: "
+            "rows[prefix].median_step_seconds / rows[full].median_step_seconds;"
             " results/sentiment-seeds/summary.json: across_seeds.gap_all.ci95.0 * 100-->0.62x, [+0.7<!--/span-->")
     ((span_text, values),) = spans(text)
     assert values[1][0] == "results/sentiment-seeds/summary.json"
@@ -201,9 +204,11 @@ def test_spans_count_their_numbers():
 
 def test_the_lessons_that_quote_stored_runs_keep_their_quotes_checkable():
     """Lessons 6-8 quote the stored runs in their prose: each keeps its quoted numbers marked."""
-    counts = {name: sum(1 for _ in quoted_numbers(text)) + sum(len(v) for _, v in spans(text)) for name, text in sources()}
+    counts = {name: sum(1 for _ in quoted_numbers(text)) + sum(len(v) for _, v in spans(text))
+              for name, text in sources()}
     for lesson in ("06_ambiguous_sentiment.ipynb", "07_summarisation.ipynb", "08_choosing_a_method.ipynb"):
-        assert counts.get(lesson, 0) >= 5, f"{lesson}: {counts.get(lesson, 0)} marked numbers; its quotes lost their markers"
+        assert counts.get(lesson, 0) >= 5, \
+            f"{lesson}: {counts.get(lesson, 0)} marked numbers; its quotes lost their markers"
 
 
 # ----------------------------------------------------------------------------- the claims, from one file

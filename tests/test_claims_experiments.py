@@ -9,13 +9,12 @@ from transformers import GPT2Config, LlamaConfig
 
 from tutorlib.experiments.inference import inference_costs, serving_costs
 from tutorlib.experiments.refresh import data_slices, load_refresh, refresh_experiment, swap_in
-from tutorlib.experiments.time_to_target import (accuracy_targets_table, smoothed_curve, time_to_target)
+from tutorlib.experiments.time_to_target import accuracy_targets_table, smoothed_curve, time_to_target
 from tutorlib.loading.models import load_model
 from tutorlib.methods.full import prepare_full_finetuning
 from tutorlib.methods.prefix.model import attach_prefix
 from tutorlib.training.parameters import count_parameters
 from tutorlib.training.prefix_sizes import prefix_size_table, total_parameters
-
 
 # ----------------------------------------------------------------------------- refresh
 

@@ -14,10 +14,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 URLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
@@ -54,7 +54,8 @@ def cell_as_script(source: str, python: Path) -> str:
             args = [a.replace(URLS["Lock"], str(ROOT / "requirements" / "colab.txt"))
                      .replace(URLS["Install"], ROOT.as_uri()) for a in args if a != "-q"]
             indent = line[:len(line) - len(line.lstrip())]
-            lines.append(f"{indent}import subprocess; subprocess.run({[uv(), 'pip', 'install', '-q', '--python', str(python), *args]!r}, check=True)")
+            command = [uv(), "pip", "install", "-q", "--python", str(python), *args]
+            lines.append(f"{indent}import subprocess; subprocess.run({command!r}, check=True)")
         else:
             lines.append(line)
     return "\n".join(lines)

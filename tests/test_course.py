@@ -172,7 +172,8 @@ def test_missing_solutions_folder_is_a_clear_error(tmp_path, capsys):
 
 
 def test_parts_split_a_test_cell_and_keep_shared_code():
-    shared, parts = split_test_parts("x = 1\n### PART 1 point: first\nassert x\n### PART 2 points: second\nassert x == 1", 3)
+    shared, parts = split_test_parts("x = 1\n### PART 1 point: first\nassert x\n"
+                                     "### PART 2 points: second\nassert x == 1", 3)
     assert shared == "x = 1" and parts == [("first", 1.0, "assert x"), ("second", 2.0, "assert x == 1")]
     assert split_test_parts("assert True", 2) == ("", [("", 2.0, "assert True")])
 
@@ -201,7 +202,8 @@ def test_answer_code_that_reaches_for_the_grader_is_named(source, found):
 
 
 def test_ordinary_answer_code_is_not_flagged():
-    assert reaches_for_the_grader("import math\nimport inspect\ndef f(x):\n    return math.sqrt(x) + len(inspect.getsource(f))") == []
+    assert reaches_for_the_grader("import math\nimport inspect\n"
+                                  "def f(x):\n    return math.sqrt(x) + len(inspect.getsource(f))") == []
     assert reaches_for_the_grader("def broken(:") == []  # a syntax error fails on its own
 
 

@@ -7,7 +7,6 @@ model's own forward/generate is replaced by a recorder of the devices it receive
 
 from types import SimpleNamespace
 
-
 import pytest
 import torch
 

@@ -66,7 +66,8 @@ def test_a_lesson_gets_the_outputs_of_the_run_where_its_code_is_unchanged(tmp_pa
               "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     shown = {"output_type": "stream", "name": "stdout", "text": "1\n"}
     stored = {"run": {"mode": "fast", "date": "2026-01-01", "machine": "a CPU", "command": "c", "meaning": "m"},
-              "cells": {"same": {"source_sha256": conf.source_sha("print(1)"), "execution_count": 1, "outputs": [shown]},
+              "cells": {"same": {"source_sha256": conf.source_sha("print(1)"), "execution_count": 1,
+                                 "outputs": [shown]},
                         "edited": {"source_sha256": conf.source_sha("print(2)"), "execution_count": 2,
                                    "outputs": [{"output_type": "stream", "name": "stdout", "text": "2\n"}]}}}
     (tmp_path / "01_x.json").write_text(json.dumps(stored))
@@ -75,7 +76,8 @@ def test_a_lesson_gets_the_outputs_of_the_run_where_its_code_is_unchanged(tmp_pa
     cells = {cell["id"]: cell for cell in json.loads(text)["cells"]}
     assert cells["same"]["outputs"] == [shown]
     assert cells["edited"]["outputs"] == [] and stale == 1
-    assert "**fast** mode" in cells["site-run-note"]["source"] and "1 code cell(s) changed" in cells["site-run-note"]["source"]
+    note = cells["site-run-note"]["source"]
+    assert "**fast** mode" in note and "1 code cell(s) changed" in note
     text, stale = conf.with_stored_outputs(json.dumps(lesson), "02_never_run")
     assert stale == 2 and "No stored run of this lesson yet" in json.loads(text)["cells"][1]["source"]
 
@@ -96,7 +98,8 @@ def test_stored_outputs_keep_what_a_reader_sees_without_machine_paths():
                {"output_type": "stream", "name": "stderr", "text": "a warning\n"},
                {"output_type": "display_data", "metadata": {},
                 "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "x"}, "text/plain": "0%|  |"}},
-               {"output_type": "display_data", "metadata": {}, "data": {"image/png": "iVBOR", "text/plain": "<Figure>"}}]
+               {"output_type": "display_data", "metadata": {},
+                "data": {"image/png": "iVBOR", "text/plain": "<Figure>"}}]
     kept = lesson_outputs.kept_outputs(outputs, "test")
     assert [out["output_type"] for out in kept] == ["stream", "display_data"]
     assert kept[0]["text"] == "cache in ~/.cache, repo .\n"
@@ -110,7 +113,8 @@ def test_the_link_check_finds_missing_files_anchors_and_images(tmp_path):
     (tmp_path / "index.html").write_text('<a href="page.html#here">ok</a> <a href="https://example.org/x">out</a>')
     (tmp_path / "page.html").write_text('<h1 id="here">x</h1><a href="#here">self</a>')
     assert docs_links.broken_links(tmp_path) == []
-    (tmp_path / "bad.html").write_text('<a href="gone.html">a</a><a href="page.html#nowhere">b</a><img src="_images/no.png">')
+    (tmp_path / "bad.html").write_text('<a href="gone.html">a</a><a href="page.html#nowhere">b</a>'
+                                       '<img src="_images/no.png">')
     problems = docs_links.broken_links(tmp_path)
     assert len(problems) == 3 and all(p.startswith("bad.html") for p in problems)
     assert any("no id 'nowhere'" in p for p in problems) and any("_images/no.png: no such file" in p for p in problems)

@@ -7,18 +7,20 @@ import pytest
 import torch
 
 import tutorlib
-from tutorlib.methods.checkpoints import CheckpointError, checkpoint_bytes
-from tutorlib.methods.registry import load_checkpoint
-from tutorlib.methods.full import FullFineTunedModel, prepare_full_finetuning
 from tutorlib.loading.models import load_model
+from tutorlib.methods.checkpoints import CheckpointError, checkpoint_bytes
+from tutorlib.methods.full import FullFineTunedModel, prepare_full_finetuning
 from tutorlib.methods.prefix.model import PrefixTunedModel, attach_prefix
+from tutorlib.methods.registry import load_checkpoint
 
 ALL = ["tiny-gpt2", "tiny-llama", "tiny-bert"]
 TEXTS = ["the cat sat on the mat", "hello", "prefix tuning"]
 
 
 def labels_for(name, batch):
-    return torch.tensor([0, 1, 1]) if name == "tiny-bert" else batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    if name == "tiny-bert":
+        return torch.tensor([0, 1, 1])
+    return batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -13,7 +13,6 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from tutorlib.cli import grade_main
 from tutorlib.course.autograde import GradingOptions, grade_notebooks, learner_message
-from tutorlib.course.report import GradeReport, NotebookResult, QuestionResult
 from tutorlib.course.checks import (
     AnswerError,
     check_close,
@@ -21,6 +20,7 @@ from tutorlib.course.checks import (
     check_tensor,
     check_true,
 )
+from tutorlib.course.report import GradeReport, NotebookResult, QuestionResult
 
 FIXTURES = Path(__file__).parent / "notebooks"
 SOLUTIONS = FIXTURES / "solutions"
@@ -87,7 +87,8 @@ def test_learner_message_is_short_and_free_of_ansi():
     tb = ["\x1b[31m---------\x1b[39m", "Cell \x1b[32mIn[3]\x1b[0m, line 1", "----> 1 assert y == 3",
           "\x1b[31mAssertionError\x1b[39m: "]
     assert learner_message("AssertionError", "", tb) == "Cell In[3], line 1\n----> 1 assert y == 3\nAssertionError:"
-    assert learner_message("AnswerError", "x is not right yet.\n  expected: 1", tb) == "x is not right yet.\n  expected: 1"
+    assert learner_message("AnswerError", "x is not right yet.\n  expected: 1", tb) == \
+        "x is not right yet.\n  expected: 1"
     assert learner_message("NameError", "name 'f' is not defined", tb) == "NameError: name 'f' is not defined"
     assert "replace it with your code" in learner_message("NotImplementedError", "", tb)
 
@@ -125,8 +126,9 @@ def graded(tmp_path_factory):
     _set(learner, "q4_answer", "def prefix_bytes(n_params):\n    return 4 * n_params")
     (tmp / "learner").mkdir()
     nbformat.write(learner, tmp / "learner" / "toy_prefix.ipynb")
-    code = grade_main([SOLUTION, EXERCISE, tmp / "learner" / "toy_prefix.ipynb"], options=GradingOptions(cell_timeout=5),
-                      out_dir=tmp / "grades", pass_mark=0.6, solutions_dir=SOLUTIONS)
+    code = grade_main([SOLUTION, EXERCISE, tmp / "learner" / "toy_prefix.ipynb"],
+                      options=GradingOptions(cell_timeout=5), out_dir=tmp / "grades", pass_mark=0.6,
+                      solutions_dir=SOLUTIONS)
     report = json.loads((tmp / "grades" / "grades.json").read_text())
     by_notebook = [{q["grade_id"]: q for q in nb["questions"]} for nb in report["notebooks"]]
     return code, report, by_notebook, (tmp / "grades" / "grades.md").read_text()

@@ -2,11 +2,11 @@
 the reference results an installed kit carries."""
 
 import glob
-import tomllib
 import types
 from pathlib import Path
 
 import nbformat
+import tomllib
 
 from tutorlib.course.colab import stale_modules
 from tutorlib.experiments.reference import reference_results

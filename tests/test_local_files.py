@@ -59,4 +59,5 @@ def test_gap_difference_known_answer():
 
 def test_mean_interval_three_seeds():
     out = mean_interval([1.0, 2.0, 3.0])
-    assert out["mean"] == 2.0 and out["ci95"] == pytest.approx((2 - 4.302653 / np.sqrt(3), 2 + 4.302653 / np.sqrt(3)))  # t(0.975, 2)
+    half_width = 4.302653 / np.sqrt(3)  # t(0.975, 2) / sqrt(n)
+    assert out["mean"] == 2.0 and out["ci95"] == pytest.approx((2 - half_width, 2 + half_width))

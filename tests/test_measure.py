@@ -6,8 +6,9 @@ import time
 import pytest
 import torch
 
+from tutorlib.loading.models import load_model
 from tutorlib.methods.checkpoints import checkpoint_bytes
-from tutorlib.training.parameters import count_parameters
+from tutorlib.training.loop import TrainConfig, train
 from tutorlib.training.measure import (
     ASSUMED_WATTS_PER_CORE,
     EnergyMeter,
@@ -19,8 +20,7 @@ from tutorlib.training.measure import (
     summarize_step_times,
     time_steps,
 )
-from tutorlib.loading.models import load_model
-from tutorlib.training.loop import TrainConfig, train
+from tutorlib.training.parameters import count_parameters
 
 
 def half_frozen_model():

@@ -3,9 +3,17 @@
 import pytest
 
 from tutorlib.loading.models import load_model
-from tutorlib.training.parameter_groups import GROUPS, Place, count_by_group, count_by_layer, group_of, layer_of, place_of
-from tutorlib.training.parameters import count_parameters
 from tutorlib.methods.prefix.model import attach_prefix
+from tutorlib.training.parameter_groups import (
+    GROUPS,
+    Place,
+    count_by_group,
+    count_by_layer,
+    group_of,
+    layer_of,
+    place_of,
+)
+from tutorlib.training.parameters import count_parameters
 
 
 @pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-bert", "tiny-llama"])

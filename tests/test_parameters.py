@@ -4,10 +4,15 @@ total / trainable / stored numbers of both methods."""
 import pytest
 import torch
 
-from tutorlib.methods.full import prepare_full_finetuning
 from tutorlib.loading.models import load_model
-from tutorlib.training.parameters import count_parameters, explain_prefix_formula, parameter_summary, prefix_parameter_formula
+from tutorlib.methods.full import prepare_full_finetuning
 from tutorlib.methods.prefix.model import attach_prefix
+from tutorlib.training.parameters import (
+    count_parameters,
+    explain_prefix_formula,
+    parameter_summary,
+    prefix_parameter_formula,
+)
 
 ALL = ["tiny-gpt2", "tiny-llama", "tiny-bert"]
 

@@ -3,14 +3,14 @@
 import pytest
 from matplotlib.figure import Figure
 
-from tutorlib.experiments import plots
-from tutorlib.methods.full import prepare_full_finetuning
-from tutorlib.loading.models import load_model
-from tutorlib.training.parameters import parameter_summary
-from tutorlib.methods.prefix.model import attach_prefix
-from tutorlib.experiments.results import ComparisonResult
-from tutorlib.training.loop import History, TrainConfig, train
 from tutorlib.course.widgets import LiveLossCurve, cost_explorer, cost_table_html, method_costs
+from tutorlib.experiments import plots
+from tutorlib.experiments.results import ComparisonResult
+from tutorlib.loading.models import load_model
+from tutorlib.methods.full import prepare_full_finetuning
+from tutorlib.methods.prefix.model import attach_prefix
+from tutorlib.training.loop import History, TrainConfig, train
+from tutorlib.training.parameters import parameter_summary
 
 
 def made_up_result(task="sentiment") -> ComparisonResult:
@@ -24,7 +24,7 @@ def made_up_result(task="sentiment") -> ComparisonResult:
                 "optimizer_state_bytes": 8 * trainable, "checkpoint_bytes": 4 * trainable + 300,
                 "energy_kwh": 1e-4 * step, "energy_method": "codecarbon"}
 
-    histories = {m: History(step=[1, 2, 3], loss=[0.7, 0.6, l]) for m, l in (("full", 0.3), ("prefix", 0.4))}
+    histories = {m: History(step=[1, 2, 3], loss=[0.7, 0.6, last]) for m, last in (("full", 0.3), ("prefix", 0.4))}
     return ComparisonResult(task=task, model="minilm-l6", dataset="movie-snippets", mode="full", seed=0,
                             prefix_length=10, budget={"steps": 3}, rows=[row("full", 0.85, 22_000_000, 1.0),
                                                                           row("prefix", 0.81, 46_850, 0.65)],

@@ -10,13 +10,13 @@ import json
 import pytest
 import torch
 
-from tutorlib.methods.checkpoints import CheckpointError
-from tutorlib.methods.registry import load_checkpoint
-from tutorlib.loading.models import load_model
 from tutorlib.loading.architectures import UnsupportedModelError
+from tutorlib.loading.models import load_model
+from tutorlib.methods.checkpoints import CheckpointError
 from tutorlib.methods.prefix.encoder import PrefixEncoder, model_key_values, prefix_shape
 from tutorlib.methods.prefix.model import PrefixError, PrefixTunedModel, attach_prefix
 from tutorlib.methods.prefix.reference import reference_attention_with_prefix
+from tutorlib.methods.registry import load_checkpoint
 
 ALL = ["tiny-gpt2", "tiny-llama", "tiny-bert"]
 CAUSAL = ["tiny-gpt2", "tiny-llama"]
@@ -156,12 +156,14 @@ def test_training_step_changes_only_the_prefix_and_head(name):
     frozen_before = {n: p.detach().clone() for n, p in tuned.named_parameters() if not p.requires_grad}
     trainable_before = {n: p.detach().clone() for n, p in tuned.named_parameters() if p.requires_grad}
     batch = tok(TEXTS, padding=True, return_tensors="pt")
-    labels = torch.tensor([0, 1, 1]) if name == "tiny-bert" else batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    labels = torch.tensor([0, 1, 1]) if name == "tiny-bert" else \
+        batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     optimizer = torch.optim.AdamW(tuned.parameters(), lr=1e-2, weight_decay=0.1)  # even given every parameter
     tuned(**batch, labels=labels).loss.backward()
     optimizer.step()
     expected = {"prefix_encoder.prefix"} if name != "tiny-llama" else \
-        {"prefix_encoder.embedding.weight", *(f"prefix_encoder.mlp.{i}.{w}" for i in (0, 2) for w in ("weight", "bias"))}
+        {"prefix_encoder.embedding.weight",
+         *(f"prefix_encoder.mlp.{i}.{w}" for i in (0, 2) for w in ("weight", "bias"))}
     if name == "tiny-bert":
         expected |= {"model.head.weight", "model.head.bias"}
     assert set(trainable_before) == expected

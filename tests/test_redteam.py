@@ -69,7 +69,8 @@ def _attacks(paths: dict) -> dict[str, str]:
         "forged-replies": "import tutorlib.course.kernel as k\n"
                           "k.Kernel.probe = lambda self, request: True\n"
                           "import os, json\nfor fd in range(3, 64):\n    try:\n"
-                          "        os.write(fd, (json.dumps({'ok': True, 'value': 1, 'status': 'passed'}) + '\\n').encode())\n"
+                          "        os.write(fd, (json.dumps({'ok': True, 'value': 1, 'status': 'passed'})"
+                          " + '\\n').encode())\n"
                           "    except OSError:\n        pass\n" + WRONG["q1_answer"],
         # Reading the private solutions: by path, through /proc, by searching the disk.
         "read-solutions": "import os, glob, json\nfound = None\n"
@@ -91,7 +92,8 @@ def _attacks(paths: dict) -> dict[str, str]:
         # Processes left behind to change things after the class ends (or to hold the result channel open).
         "leave-a-process": leftover + "import os\nif os.fork() == 0:\n    os.setsid()\n"
                                       "    import time\n    while True:\n"
-                                      f"        time.sleep(0.2)\n        open({str(out / 'report.md')!r}, 'w').write('x')\n"
+                                      "        time.sleep(0.2)\n"
+                                      f"        open({str(out / 'report.md')!r}, 'w').write('x')\n"
                            + WRONG["q1_answer"],
         # Killing every process it may signal (without a PID namespace: the grader, the class).
         "kill-everything": "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\n"
@@ -101,12 +103,14 @@ def _attacks(paths: dict) -> dict[str, str]:
         "disk-hog": "with open('/tmp/big', 'wb') as f:\n    for _ in range(1024):\n        f.write(b'x' * 2**20)\n"
                     + WRONG["q1_answer"],
         "fork-bomb": "import os, time\nkids = []\nfor _ in range(300):\n    try:\n        pid = os.fork()\n"
-                     "    except OSError:\n        break\n    if pid == 0:\n        time.sleep(30)\n        os._exit(0)\n"
+                     "    except OSError:\n        break\n"
+                     "    if pid == 0:\n        time.sleep(30)\n        os._exit(0)\n"
                      "    kids.append(pid)\n" + WRONG["q1_answer"],
         "endless-loop": "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nsignal.signal(signal.SIGINT, "
                         "signal.SIG_IGN)\nwhile True:\n    pass\n",
         # The network: a server on this machine's loopback must hear nothing.
-        "network": f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2).sendall(b'x')\n"
+        "network": "import socket\ntry:\n"
+                   f"    socket.create_connection(('127.0.0.1', {port}), timeout=2).sendall(b'x')\n"
                    "except OSError:\n    pass\n" + WRONG["q1_answer"],
         # A value the grader must not take: too large, or an object of the learner's own class.
         "huge-and-tricky-values": "class Anything:\n    def __eq__(self, other):\n        return True\n"

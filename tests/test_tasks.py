@@ -194,8 +194,8 @@ def test_truncation_cuts_the_document_and_keeps_the_summary():
     document = "Long story. " * 40  # 480 characters: far more than 64 tokens
     ids, labels = summarise.encode_example(tok, document, "Short.", max_length=64)
     assert len(ids) == len(labels) == 64
-    assert tok.decode([i for i, l in zip(ids, labels) if l != -100]) == " Short.<eos>"
-    prompt = [i for i, l in zip(ids, labels) if l == -100]
+    assert tok.decode([i for i, label in zip(ids, labels) if label != -100]) == " Short.<eos>"
+    prompt = [i for i, label in zip(ids, labels) if label == -100]
     assert tok.decode(prompt).startswith("Article: Long story. Long")
     tail = tok(summarise.PROMPT_TAIL, add_special_tokens=False)["input_ids"]
     assert prompt[-len(tail):] == tail  # the prompt still ends with "\nSummary:"
@@ -203,7 +203,7 @@ def test_truncation_cuts_the_document_and_keeps_the_summary():
         ids, labels = summarise.encode_example(tok, "Short doc.", "word " * 30, max_length=64)
     head = tok(summarise.PROMPT_HEAD)["input_ids"]
     room_for_summary = 64 - len(head) - len(tail) - summarise.MIN_DOCUMENT_TOKENS
-    assert len(ids) <= 64 and sum(l != -100 for l in labels) == room_for_summary
+    assert len(ids) <= 64 and sum(label != -100 for label in labels) == room_for_summary
 
 
 def test_loss_on_summary_batches_is_finite():

@@ -116,7 +116,8 @@ def test_compare_reports_terminology_with_paired_tests_and_can_keep_texts_out_of
     predictions = json.loads(saved["predictions.json"])
     assert all("prediction" not in p and "id" in p and "rougeL" in p for p in predictions["prefix"])
     assert json.loads(saved["results.json"])["examples"] == {}
-    assert math.isclose(json.loads(saved["results.json"])["rows"][1]["term_recall"], result.row("prefix")["term_recall"])
+    assert math.isclose(json.loads(saved["results.json"])["rows"][1]["term_recall"],
+                        result.row("prefix")["term_recall"])
 
 
 def test_summaries_without_term_lists_keep_the_plain_rouge_table():

@@ -250,10 +250,9 @@ def parse_rates(text: str, methods) -> dict[str, float]:
 
 
 def cmd_grade(args) -> int:
+    from tutorlib import check_mode
     from tutorlib.course.autograde import GradingOptions
     from tutorlib.course.sandbox import Limits, SandboxUnavailable, check_sandbox
-
-    from tutorlib import check_mode
 
     for option, value in (("--notebook-budget", args.notebook_budget), ("--memory-gib", args.memory_gib)):
         if value is None or value <= 0:
@@ -441,7 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--eval-batch-size", type=whole(), default=None, help="items scored (summaries generated) at once "
                                                                       "(default: the task's; summarise: chosen from "
                                                                       "free memory)")
-    c.add_argument("--no-cache", action="store_true", help="make the zero-shot row again instead of reusing a stored one")
+    c.add_argument("--no-cache", action="store_true",
+                   help="make the zero-shot row again instead of reusing a stored one")
     c.add_argument("--lr", default=None, help="learning rates: method=rate pairs (full=5e-5,prefix=1e-2) or one "
                                               "number for every method (default: each method's documented rate)")
     c.add_argument("--split-seed", type=whole(0), default=0,

@@ -111,7 +111,8 @@ def _zero(label: str, solution: Path | None, note: str) -> NotebookResult:
         from tutorlib.course.verdict import questions_of
 
         try:
-            questions = [QuestionResult(g, 0.0, p, "missing", note) for g, p in questions_of(read_notebook(solution)).items()]
+            questions = [QuestionResult(g, 0.0, p, "missing", note)
+                         for g, p in questions_of(read_notebook(solution)).items()]
         except Exception:  # noqa: BLE001 - an unreadable solution is reported by the class, not here
             questions = []
     return NotebookResult(path=label, solution=solution.name if solution else None, questions=questions, notes=[note])

@@ -199,7 +199,8 @@ def block_kit_helpers(spec: list[str], flags: list) -> None:
                 originals[id(value)] = (value, _guard(value, f"{short}.{name}", flags))
             elif isinstance(value, type) and value.__module__ == module_name:
                 for method, function in list(vars(value).items()):
-                    if isinstance(function, types.FunctionType) and (method == "__init__" or not method.startswith("__")):
+                    if isinstance(function, types.FunctionType) and \
+                            (method == "__init__" or not method.startswith("__")):
                         setattr(value, method, _guard(function, f"{short}.{name}.{method}", flags))
     for module in list(sys.modules.values()):  # `from x import f` copies: replace those too
         if not isinstance(module, types.ModuleType):

@@ -92,7 +92,8 @@ def to_plain(value: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
         budget.spend(len(value))
         if all(type(k) is str and not k.startswith("__") for k in value):
             return {k: to_plain(v, depth + 1, budget) for k, v in value.items()}
-        return {"__dict__": [[to_plain(k, depth + 1, budget), to_plain(v, depth + 1, budget)] for k, v in value.items()]}
+        return {"__dict__": [[to_plain(k, depth + 1, budget), to_plain(v, depth + 1, budget)]
+                             for k, v in value.items()]}
     array = _array(value)
     if array is not None:
         if array.dtype.name not in _DTYPES:

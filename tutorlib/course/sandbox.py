@@ -218,7 +218,8 @@ def _set_rlimits(limits: Limits, with_cgroup: bool) -> None:
         if os.getuid() != 0:  # counted per user: leave room for the teacher's own processes
             import psutil
 
-            mine = sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == os.getuid())
+            mine = sum(1 for p in psutil.process_iter(["uids"])
+                       if p.info["uids"] and p.info["uids"].real == os.getuid())
             resource.setrlimit(resource.RLIMIT_NPROC, (mine + limits.processes, mine + limits.processes))
 
 

@@ -24,8 +24,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from tutorlib.loading.architectures import is_encoder
 from tutorlib.loading.models import KNOWN_MODELS, SequenceClassifier, prepare_offline_model, tiny_config, tiny_tokenizer
-from tutorlib.training.parameters import explain_prefix_formula, prefix_parameter_formula
 from tutorlib.methods.prefix.encoder import prefix_shape
+from tutorlib.training.parameters import explain_prefix_formula, prefix_parameter_formula
 from tutorlib.units import format_size
 
 BYTES_FP32 = 4
@@ -90,7 +90,8 @@ def method_costs(model: str, prefix_length: int = 10, *, reparameterise: bool = 
     def row(method, in_memory, trainable, stored, **extra):
         return {"method": method, "total_params": in_memory, "trainable_params": trainable, "stored_params": stored,
                 "trainable_fraction": trainable / in_memory, "weights_bytes": BYTES_FP32 * in_memory,
-                "gradient_bytes": BYTES_FP32 * trainable, "optimizer_state_bytes": ADAM_MOMENTS * BYTES_FP32 * trainable,
+                "gradient_bytes": BYTES_FP32 * trainable,
+                "optimizer_state_bytes": ADAM_MOMENTS * BYTES_FP32 * trainable,
                 "checkpoint_bytes": BYTES_FP32 * stored, **extra}
 
     return [row("full", total, total, total),
@@ -119,7 +120,8 @@ def prefix_formula_only(row: dict) -> int:
     return int(row["formula"].rsplit("=", 1)[1].replace(",", ""))
 
 
-def cost_explorer(models=("tiny-gpt2", "tiny-bert", "tiny-llama", "minilm-l6", "smollm2-135m"), prefix_length: int = 10):
+def cost_explorer(models=("tiny-gpt2", "tiny-bert", "tiny-llama", "minilm-l6", "smollm2-135m"),
+                  prefix_length: int = 10):
     """An ipywidgets explorer: model (size) x prefix length x MLP reparameterisation -> costs, instantly."""
     import ipywidgets as w
 

@@ -220,7 +220,8 @@ def build_claims(root: Path | str = ".") -> dict:
     s_mini, s_smol = serve["minilm-l6"], serve["smollm2-135m"]
 
     def full_mb(rows):  # measured where it was, else the formula (N x the model)
-        return " / ".join(f"{(r['full_measured_mb'] if r['full_measured'] else r['full_formula_mb']):,.0f}" for r in rows)
+        return " / ".join(f"{(r['full_measured_mb'] if r['full_measured'] else r['full_formula_mb']):,.0f}"
+                          for r in rows)
 
     def prefix_mb(rows):
         return " / ".join(f"{r['prefix_measured_mb']:,.0f}" for r in rows)
@@ -256,9 +257,11 @@ def build_claims(root: Path | str = ".") -> dict:
     faster = [k for k, v in iteration.items() if v["prefix_first"]]
 
     def times(keys):
-        return "; ".join(f"{k} {iteration[k]['full_seconds']:.0f} s vs {iteration[k]['prefix_seconds']:.0f} s" for k in keys)
+        return "; ".join(f"{k} {iteration[k]['full_seconds']:.0f} s vs {iteration[k]['prefix_seconds']:.0f} s"
+                         for k in keys)
 
-    reached = {(r["method"], r["target_accuracy"]): r["seconds"] for r in accuracy_targets_table(refresh, [0.6, 0.65, 0.7])}
+    reached = {(r["method"], r["target_accuracy"]): r["seconds"]
+               for r in accuracy_targets_table(refresh, [0.6, 0.65, 0.7])}
     sooner = all(reached[("prefix", t)] is not None and (reached[("full", t)] is None
                                                          or reached[("prefix", t)] < reached[("full", t)])
                  for t in (0.6, 0.65, 0.7))  # the prefix got there, and first (or full never did)
@@ -284,8 +287,9 @@ def build_claims(root: Path | str = ".") -> dict:
                f"training seeds, one test set) it wins on ambiguous items ({pts('gap_ambiguous')} points "
                f"{ci('gap_ambiguous')}, an interval that includes 0) as it wins overall ({pts('gap_all')} "
                f"{ci('gap_all')}) and on clear items ({pts('gap_clear')} {ci('gap_clear')}), but its advantage is not "
-               f"measurably larger on ambiguous text (ambiguous minus clear {pts('gap_difference')} {ci('gap_difference')}; "
-               f"{pts('gap_difference', splits)} across data splits). The clear-item interval covers training noise only: no "
+               f"measurably larger on ambiguous text (ambiguous minus clear {pts('gap_difference')} "
+               f"{ci('gap_difference')}; {pts('gap_difference', splits)} across data splits). "
+               "The clear-item interval covers training noise only: no "
                f"seed's clear-item McNemar test over test items is significant (p = "
                f"{', '.join(f'{p:.3f}' for p in sentiment['per_seed_mcnemar']['clear'])}). The single-run +7.7 vs "
                f"+2.1 did not survive seeds")
@@ -296,7 +300,8 @@ def build_claims(root: Path | str = ".") -> dict:
                 f"({_n(news['gain_over_zero_shot'])}); the interval reaches the {_signed(technical['difference'])} "
                 f"that is a clear win on ACL abstracts")
     specialised = (f"holds on ACL abstracts ({_difference(technical, 'ROUGE-L')}), with a per-aspect caveat "
-                   f"(lesson 7: full's lead comes from one aspect); does **not** hold on biochemistry (`pubmed-biochem`): ROUGE-L {_n(bio['full'])} vs "
+                   f"(lesson 7: full's lead comes from one aspect); does **not** hold on biochemistry "
+                   f"(`pubmed-biochem`): ROUGE-L {_n(bio['full'])} vs "
                    f"{_n(bio['prefix'])} ({_difference(bio, 'difference')}), {_equivalence_words(bio)}; terminology "
                    f"recall full {_n(bio_terms['full'])} vs prefix {_n(bio_terms['prefix'])} "
                    f"({_difference(bio_terms, 'difference')}, {bio_terms['items']} items), "
@@ -311,10 +316,12 @@ def build_claims(root: Path | str = ".") -> dict:
          "where": "lesson 2 (last section)",
          "command": "`python -c \"from tutorlib import prefix_size_table; print(prefix_size_table())\"`"},
         {"id": "costs", "claim": "it cuts training time, memory, energy, checkpoint size", "short": "holds; memory "
-         "only partly", "verdict": cost, "where": "lesson 5; the Results tables", "command": "`tutorlib compare ...` (above)"},
+         "only partly", "verdict": cost, "where": "lesson 5; the Results tables",
+         "command": "`tutorlib compare ...` (above)"},
         {"id": "small-device", "claim": "\"enables deployment on devices with limited GPU capacity\"",
          "short": "not for one task; yes for many tasks on one device", "verdict": device,
-         "where": "lesson 8 section 7; `results/inference/`", "command": "`tutorlib inference --out results/inference`"},
+         "where": "lesson 8 section 7; `results/inference/`",
+         "command": "`tutorlib inference --out results/inference`"},
         {"id": "frequent-updates", "claim": "suits settings where \"updates must be frequent but budgets are "
          "constrained\"", "short": "holds for shipping and swapping", "verdict": frequent,
          "where": "lesson 8 section 8; `results/refresh-sentiment/`",
@@ -347,7 +354,8 @@ def build_claims(root: Path | str = ".") -> dict:
             "equivalence": {"fraction_of_gain": EQUIVALENCE_FRACTION, "alpha": ALPHA,
                             "why": "a fifth of what full fine-tuning gains over zero-shot on the same measure and "
                                    "items, fixed before the full-minus-prefix difference was looked at"},
-            "evidence": {"sentiment": sentiment, "news": news, "technical": technical, "biochemistry": bio, "biochemistry_terms": bio_terms,
+            "evidence": {"sentiment": sentiment, "news": news, "technical": technical, "biochemistry": bio,
+                         "biochemistry_terms": bio_terms,
                          "costs": costs, "iteration": iteration},
             "claims": claims}
 

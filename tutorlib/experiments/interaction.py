@@ -26,6 +26,7 @@ import numpy as np
 
 from tutorlib.tasks.metrics import t_quantile
 
+
 def t_quantile_975(df: int) -> float:
     """The 97.5% point of Student's t with ``df`` degrees of freedom (exact for any df; df = 2: 4.303)."""
     if df < 1:

@@ -54,7 +54,8 @@ def read_table(path) -> pd.DataFrame:
                              f".json file (relative paths start from {Path.cwd()}).")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise LocalDataError(f"{path.name}: unknown file type {suffix or '(none)'!r}; save it as .csv, .jsonl or .json.")
+        raise LocalDataError(f"{path.name}: unknown file type {suffix or '(none)'!r}; "
+                             "save it as .csv, .jsonl or .json.")
     try:
         if suffix == ".csv":
             return pd.read_csv(path, dtype=str, keep_default_na=False)  # "NA" stays text; casts come later

@@ -144,7 +144,8 @@ class SequenceClassifier(nn.Module):
         """input_ids, attention_mask: (B, T); labels: (B,) -> output with .logits (B, num_labels), .loss."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state  # (B, T, D)
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                              **kwargs).last_hidden_state  # (B, T, D)
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, D)
         logits = self.head(self.dropout(pooled))  # (B, num_labels)

@@ -70,9 +70,11 @@ class TrainConfig:
     eval_every: int = _option(0, "call eval_fn every this many steps and after the last; 0: after the last only")
     eval_at_start: bool = _option(False, "also call eval_fn before the first update (recorded as step 0)")
     seed: int = _option(0, "seeds torch, random and numpy when train() starts")
-    device: str = _option("auto", "'auto' (TUTORLIB_DEVICE if set, else cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ...")
+    device: str = _option("auto", "'auto' (TUTORLIB_DEVICE if set, else cuda if available, else cpu), "
+                                  "'cpu', 'cuda', 'cuda:1', ...")
     log_every: int = _option(1, "refresh the progress bar's loss and lr every this many steps")
-    measure_energy: bool = _option(False, "estimate energy with tutorlib.training.measure.EnergyMeter (codecarbon if installed)")
+    measure_energy: bool = _option(False, "estimate energy with tutorlib.training.measure.EnergyMeter "
+                                          "(codecarbon if installed)")
     collect_garbage: bool = _option(
         False, "one full garbage collection before training (outside the timed steps), so that the memory "
                "baseline holds live objects only: for memory compared side by side (a comparison sets it); "
@@ -86,7 +88,8 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.steps < 1 or self.lr <= 0 or self.warmup < 0:
-            raise ValueError(f"TrainConfig needs steps >= 1, lr > 0, warmup >= 0; got {self.steps}, {self.lr}, {self.warmup}.")
+            raise ValueError("TrainConfig needs steps >= 1, lr > 0, warmup >= 0; "
+                             f"got {self.steps}, {self.lr}, {self.warmup}.")
         if self.warmup >= 1 and self.warmup != int(self.warmup):
             raise ValueError(f"warmup={self.warmup}: use a fraction below 1 (e.g. 0.1) or a whole number of steps.")
         for name, rate in (self.lr_by_name or {}).items():
@@ -207,7 +210,8 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but torch sees no CUDA GPU here; use device='auto' or 'cpu' (and check TUTORLIB_DEVICE).")
+        raise ValueError(f"device={device!r} but torch sees no CUDA GPU here; use device='auto' or 'cpu' "
+                         "(and check TUTORLIB_DEVICE).")
     return torch.device(device)
 
 

@@ -264,7 +264,8 @@ class EnergyMeter:
             except Exception as err:  # not installed, or a platform it cannot read
                 if self.method == "codecarbon":
                     raise RuntimeError(f"codecarbon could not start ({type(err).__name__}: {err}). Install it "
-                                       f"with `pip install 'tutorlib[energy]'`, or use EnergyMeter('cpu-time').") from err
+                                       "with `pip install 'tutorlib[energy]'`, "
+                                       "or use EnergyMeter('cpu-time').") from err
                 self._why_not_codecarbon = f"; codecarbon unavailable ({type(err).__name__}: {err})"
         self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
         return self

@@ -94,7 +94,8 @@ def check_step_fits(model: nn.Module, *, batch_size: int, seq_len: int, prefix_l
         where = "GPU memory free" if device.type == "cuda" else "memory available on this machine"
         raise DoesNotFitError(
             f"A training step needs at least {format_size(floor.total)} (weights {format_size(floor.weights)}, "
-            f"the prefix {format_size(floor.prefix)}, attention scores for {seq_len} tokens x {seq_len + prefix_length} keys "
+            f"the prefix {format_size(floor.prefix)}, "
+            f"attention scores for {seq_len} tokens x {seq_len + prefix_length} keys "
             f"{format_size(floor.attention)}, logits {format_size(floor.logits)}), but only {format_size(free)} "
             f"is {where}. Use a shorter prefix (--prefix-length; the paper used 10-200), a smaller batch "
             f"(--batch-size) or shorter inputs (--max-length).")

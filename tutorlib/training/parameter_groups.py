@@ -11,15 +11,15 @@
 The groups are read from the parameter *names* that Hugging Face gives each architecture (the
 patterns are in :data:`tutorlib.loading.architectures.ARCHITECTURES`):
 
-============  =======================================  ====================================  ==========================
-group         GPT-2                                    BERT                                  Llama (SmolLM2)
-============  =======================================  ====================================  ==========================
-embeddings    ``wte`` (tokens), ``wpe`` (positions)    ``embeddings.*_embeddings``           ``embed_tokens``
-attention     ``attn.c_attn`` (Q, K, V), ``c_proj``    ``attention.self.*``, ``.output.dense``  ``self_attn.{q,k,v,o}_proj``
-mlp           ``mlp.c_fc``, ``mlp.c_proj``             ``intermediate.dense``, ``output.dense``  ``mlp.{gate,up,down}_proj``
-norms         ``ln_1``, ``ln_2``, ``ln_f``             ``LayerNorm``                         ``*layernorm``, ``norm``
-head          ``lm_head`` (tied to ``wte``: 0 extra)  ``head`` (the kit's classifier)       ``lm_head`` (tied in SmolLM2)
-============  =======================================  ====================================  ==========================
+========== ====================================== ======================================== =============================
+group      GPT-2                                  BERT                                     Llama (SmolLM2)
+========== ====================================== ======================================== =============================
+embeddings ``wte`` (tokens), ``wpe`` (positions)  ``embeddings.*_embeddings``              ``embed_tokens``
+attention  ``attn.c_attn`` (Q, K, V), ``c_proj``  ``attention.self.*``, ``.output.dense``  ``self_attn.{q,k,v,o}_proj``
+mlp        ``mlp.c_fc``, ``mlp.c_proj``           ``intermediate.dense``, ``output.dense`` ``mlp.{gate,up,down}_proj``
+norms      ``ln_1``, ``ln_2``, ``ln_f``           ``LayerNorm``                            ``*layernorm``, ``norm``
+head       ``lm_head`` (tied to ``wte``: 0 extra) ``head`` (the kit's classifier)          ``lm_head`` (tied in SmolLM2)
+========== ====================================== ======================================== =============================
 
 A tied weight (GPT-2's and SmolLM2's output layer *is* the token embedding) is one tensor and is
 counted once, under embeddings. A prefix-tuned model adds the group ``prefix``.

@@ -38,7 +38,8 @@ def prefix_attention_share(tuned, input_ids, attention_mask=None, prefix=None) -
         real query tokens, the heads and the batch. 0: the prefix is ignored; 1: nothing else is seen.
     """
     if getattr(tuned, "method", None) != "prefix":
-        raise TypeError("prefix_attention_share needs a prefix-tuned model: tutorlib.methods.prefix.model.attach_prefix(model, P).")
+        raise TypeError("prefix_attention_share needs a prefix-tuned model: "
+                        "tutorlib.methods.prefix.model.attach_prefix(model, P).")
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
     if prefix is None:

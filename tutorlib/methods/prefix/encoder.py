@@ -36,6 +36,7 @@ from torch import nn
 from tutorlib.loading.architectures import sizes_of
 from tutorlib.methods.prefix.attention import switch_back_attention, switch_to_prefix_attention, uses_prefix_attention
 
+
 @dataclass(frozen=True)
 class PrefixShape:
     """The sizes a prefix must have to fit one model."""

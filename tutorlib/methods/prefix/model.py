@@ -31,7 +31,6 @@ from tutorlib.loading.architectures import UnsupportedModelError, model_name_of
 from tutorlib.loading.models import SequenceClassifier, load_model, pretrained_part, task_of
 from tutorlib.methods import checkpoints
 from tutorlib.methods.devices import to_model_device
-from tutorlib.methods.registry import Method, MethodSetup, register
 from tutorlib.methods.prefix.attention import switch_back_attention, switch_to_prefix_attention, uses_prefix_attention
 from tutorlib.methods.prefix.encoder import (
     PrefixEncoder,
@@ -40,6 +39,7 @@ from tutorlib.methods.prefix.encoder import (
     random_prefix,
     words_prefix,
 )
+from tutorlib.methods.registry import Method, MethodSetup, register
 
 
 class PrefixError(ValueError):
@@ -319,7 +319,8 @@ PREFIX_MLP = register(Method(
     name="prefix-mlp",
     description="prefix tuning through the paper's MLP (more parameters while training, a plain prefix stored)",
     heads=("classification", "causal-lm"), wrap=_wrapper(reparameterise=True), learning_rate=1e-4,
-    parameter_learning_rates={"sentiment": {"model.head.": 1e-2}}, reads_init_text=True, adds_prefix=True, colour="#7d3c98"))
+    parameter_learning_rates={"sentiment": {"model.head.": 1e-2}}, reads_init_text=True, adds_prefix=True,
+    colour="#7d3c98"))
 """Learning rate 1e-4, the MLP's: its output moves by about (hidden width) x lr per step, so it needs ~100x
 less than a plain prefix. A new classifier head beside it keeps the plain prefix's 1e-2. Measured with
 bench/paper.py on MiniLM: MLP 1e-4 with the head at 1e-2 -> 0.69-0.72 accuracy; one shared rate 0.53-0.57.

@@ -44,7 +44,8 @@ class PrefixBank:
 
     def __init__(self, tuned: PrefixTunedModel):
         if not isinstance(tuned, PrefixTunedModel):
-            raise PrefixError(f"PrefixBank needs a PrefixTunedModel (tutorlib.methods.prefix.model.attach_prefix(model)), got "
+            raise PrefixError("PrefixBank needs a PrefixTunedModel "
+                              "(tutorlib.methods.prefix.model.attach_prefix(model)), got "
                               f"{type(tuned).__name__}.")
         self.tuned = tuned
         self.prefixes: dict[str, torch.Tensor] = {}
@@ -63,7 +64,8 @@ class PrefixBank:
                 tuple(prefix.shape) != self.tuned.shape.tensor_shape(prefix.shape[3]):
             got = tuple(prefix.shape) if torch.is_tensor(prefix) else type(prefix).__name__
             raise PrefixError(f"Prefix {name!r} has shape {got}; this model needs "
-                              f"{self.tuned.shape.tensor_shape(1)[:3]} + (P, {self.tuned.shape.head_dim}) = (layers, 2, "
+                              f"{self.tuned.shape.tensor_shape(1)[:3]} + (P, {self.tuned.shape.head_dim}) = "
+                              "(layers, 2, "
                               f"kv_heads, P, head_dim): was it trained on another model?")
         self.prefixes[name] = prefix.detach()
 
