@@ -2,7 +2,7 @@
 
     >>> from tutorlib.methods.registry import get_method, method_names
     >>> method_names()
-    ['full', 'prefix', 'prefix-mlp', 'zero-shot', 'head-only']
+    ['full', 'prefix', 'prefix-mlp', 'zero-shot', 'head-only', 'lora', 'prompt']
     >>> get_method("prefix").learning_rate_for("sentiment")
     0.01
     >>> get_method("zero-shot").fits("classification")    # an untrained classifier head has no answer
@@ -32,6 +32,8 @@ METHOD_MODULES = (
     "tutorlib.methods.prefix.model",
     "tutorlib.methods.zero_shot",
     "tutorlib.methods.head_only",
+    "tutorlib.methods.lora",
+    "tutorlib.methods.prompt",
 )
 """The modules that register a method, in the order the methods are listed."""
 
