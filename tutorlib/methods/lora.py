@@ -200,6 +200,10 @@ class LoRATunedModel(nn.Module):
         if model is None:
             model, _ = load_model(checkpoints.require_model_name(info), task=info["task"],
                                   num_labels=info.get("num_labels") or 2)
+        family = pretrained_part(model).config.model_type
+        if family != info["architecture"]:
+            raise LoRAError(f"The checkpoint in {folder} was trained on {info['model_name'] or 'a model'} "
+                            f"({info['architecture']}); this model is a {family}: load the model it was trained on.")
         tuned = attach_lora(model, rank=info["rank"], alpha=info["alpha"], targets=tuple(info["targets"]),
                             dropout=info["dropout"], model_name=info["model_name"])
         own = {**{f"{n}.{k}": getattr(layer, k) for n, layer in tuned.lora_layers().items() for k in ("lora_A", "lora_B")},
