@@ -153,7 +153,8 @@ class PromptTunedModel(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, **generate_kwargs):
         """``model.generate`` reading the prompt first (causal LMs; batch with left padding).
-        Returns (B, T + new) token ids: the input, then the new tokens, as a plain model's generate."""
+        Returns (B, T + new) token ids: the input, then the new tokens, as a plain model's generate
+        (with ``return_dict_in_generate=True``: its output, ``.sequences`` so completed)."""
         if self.task != "causal-lm":
             raise PromptError(f"generate needs a causal language model; this one is a {self.task} model.")
         input_ids, attention_mask = to_model_device(self, input_ids, attention_mask)
@@ -163,8 +164,14 @@ class PromptTunedModel(nn.Module):
                            f"An input of {input_ids.shape[1]} tokens plus {generate_kwargs.get('max_new_tokens')} new ones")
         embeds, mask = self._with_prompt(input_ids, attention_mask)  # (B, P+T, d), (B, P+T)
         generate_kwargs.setdefault("pad_token_id", self.model.config.pad_token_id)
-        new = self.model.generate(inputs_embeds=embeds, attention_mask=mask, **generate_kwargs)  # (B, new) only
-        return torch.cat([input_ids.repeat_interleave(new.shape[0] // input_ids.shape[0], dim=0), new], dim=1)
+        out = self.model.generate(inputs_embeds=embeds, attention_mask=mask, **generate_kwargs)
+        new = out.sequences if hasattr(out, "sequences") else out  # (B x returned sequences, new): no input ids
+        rows = input_ids.repeat_interleave(new.shape[0] // input_ids.shape[0], dim=0)  # beams / several returned
+        sequences = torch.cat([rows, new], dim=1)  # (B, T + new)
+        if hasattr(out, "sequences"):  # return_dict_in_generate=True: the scores etc. stay as they are
+            out.sequences = sequences
+            return out
+        return sequences
 
     # ---------------------------------------------------------------- keeping the result
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
