@@ -117,7 +117,7 @@ def test_mistakes_get_clear_errors():
     with pytest.raises(LoRAError, match="already wrapped"):
         attach_lora(attach_lora(model))
     classifier, _ = load_model("tiny-bert")
-    with pytest.raises(LoRAError, match="causal language model"):
+    with pytest.raises(ValueError, match="causal language model"):
         attach_lora(classifier).generate(torch.ones(1, 3, dtype=torch.long))
     assert get_method("lora").fits("classification") and get_method("lora").fits("causal-lm")
 

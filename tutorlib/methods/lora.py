@@ -38,9 +38,9 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from tutorlib.loading.architectures import model_name_of
-from tutorlib.loading.models import SequenceClassifier, load_model, pretrained_part, task_of
+from tutorlib.loading.models import SequenceClassifier, load_model, pretrained_part
 from tutorlib.methods import checkpoints
-from tutorlib.methods.devices import to_model_device
+from tutorlib.methods.full import FullFineTunedModel
 from tutorlib.methods.registry import Method, MethodSetup, register
 
 LORA_FILE = "lora.safetensors"
@@ -114,21 +114,20 @@ class LoRALinear(nn.Module):
         return f"in={in_features}, out={out_features}, rank={self.rank}, alpha={self.alpha:g}, merged={self.merged}"
 
 
-class LoRATunedModel(nn.Module):
+class LoRATunedModel(FullFineTunedModel):
     """A frozen model whose chosen linear layers carry a trainable low-rank update; build it with
     :func:`attach_lora`.
 
     Trainable: every ``lora_A``/``lora_B`` (and ``model.head.*`` for a SequenceClassifier, whose head is new).
+    ``forward`` and ``generate`` are full fine-tuning's (the model's own): the update lives inside the
+    layers. What differs is what trains and what a checkpoint keeps.
     """
 
     method = "lora"
 
     def __init__(self, model: nn.Module, layers: dict[str, LoRALinear], *, targets: tuple[str, ...], rank: int,
                  alpha: float, dropout: float, model_name: str = ""):
-        super().__init__()
-        self.model = model
-        self.task = task_of(model)
-        self.model_name = model_name
+        super().__init__(model, model_name=model_name)
         self.targets, self.rank, self.alpha, self.dropout = targets, rank, alpha, dropout
         self._layer_names = list(layers)  # paths inside self.model; the layers themselves live there
 
@@ -136,22 +135,6 @@ class LoRATunedModel(nn.Module):
         """Path inside ``self.model`` -> its :class:`LoRALinear`, in model order."""
         modules = dict(self.model.named_modules())
         return {name: modules[name] for name in self._layer_names}
-
-    def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
-        """input_ids, attention_mask: (B, T); labels as the model expects -> the model's output (.loss, .logits)."""
-        input_ids, attention_mask, labels = to_model_device(self, input_ids, attention_mask, labels)
-        if labels is not None:
-            kwargs["labels"] = labels
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-
-    @torch.no_grad()
-    def generate(self, input_ids, attention_mask=None, **generate_kwargs):
-        """The model's own ``generate`` (causal LMs; batch with left padding). Returns (B, T + new) ids."""
-        if self.task != "causal-lm":
-            raise LoRAError(f"generate needs a causal language model; this one is a {self.task} model.")
-        input_ids, attention_mask = to_model_device(self, input_ids, attention_mask)
-        generate_kwargs.setdefault("pad_token_id", self.model.config.pad_token_id)
-        return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs)
 
     # ---------------------------------------------------------------- serving
     @property
