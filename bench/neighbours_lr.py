@@ -1,15 +1,19 @@
 """The learning rates of ``lora`` and ``prompt``, picked on validation data (the sentiment comparison's budget).
 
-    .venv/bin/python bench/neighbours_lr.py            # about 30 minutes on a shared 2-core CPU
+    .venv/bin/python bench/neighbours_lr.py                         # full mode: about 30 minutes on 2 quiet cores
+    .venv/bin/python bench/neighbours_lr.py --fast --methods lora   # the fast budget: minutes
 
 Each (method, rate) trains under the comparison's full-mode sentiment budget (one epoch of
 movie-snippets' train split, 266 steps of 32, seed 0) and is scored on the *validation* split, so the
 test split that docs/neighbours.md reports stays unseen while choosing. Three rates per method, about
 3x apart, as the kit's tuning grid gives full fine-tuning and the prefix. A tie keeps the smaller rate.
-Written: bench/results/neighbours_lr.json.
+``--fast`` uses the fast budget (512 examples, 32 steps of 16) instead. Written:
+bench/results/neighbours_lr[-fast]-<methods>.json.
 """
 
 from __future__ import annotations
+
+import argparse
 
 import common
 from common import say
@@ -18,16 +22,21 @@ from datasets import DatasetDict
 from tutorlib.experiments.compare import compare
 from tutorlib.loading.data import load_dataset
 
-GRID = {"lora": [3e-4, 1e-3, 3e-3], "prompt": [3e-3, 1e-2, 3e-2]}
+GRID = {"lora": [1e-3, 3e-3, 1e-2], "prompt": [3e-3, 1e-2, 3e-2]}
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fast", action="store_true", help="the fast budget (512 examples, 32 steps of 16)")
+    parser.add_argument("--methods", default=",".join(GRID), help=f"comma-separated, among {', '.join(GRID)}")
+    args = parser.parse_args()
+    grid = {m: GRID[m] for m in args.methods.split(",")}
     splits = load_dataset("movie-snippets", seed=0)
     on_validation = DatasetDict(train=splits["train"], test=splits["validation"])
     rows = []
-    for method, rates in GRID.items():
+    for method, rates in grid.items():
         for lr in rates:
-            result = compare("sentiment", model="minilm-l6", tiny_data=on_validation, methods=method, fast=False,
+            result = compare("sentiment", model="minilm-l6", tiny_data=on_validation, methods=method, fast=args.fast,
                              learning_rates={method: lr}, progress=False, measure_energy=False)
             row = result.row(method)
             rows.append({"method": method, "lr": lr, "validation_accuracy": row["accuracy"],
@@ -41,9 +50,11 @@ def main() -> None:
             best[r["method"]] = r
     for method, r in best.items():
         say(f"best {method}: lr {r['lr']:g} ({r['validation_accuracy']:.3f})")
-    common.save("neighbours_lr", {"model": "minilm-l6", "dataset": "movie-snippets (train -> validation)",
-                                  "budget": "full-mode sentiment: one epoch, batch 32, 64 tokens, seed 0, P = 10",
-                                  "grid": GRID, "rows": rows, "best_lr": {m: r["lr"] for m, r in best.items()}})
+    budget = ("fast-mode sentiment: 512 examples, 32 steps of 16" if args.fast else
+              "full-mode sentiment: one epoch, 266 steps of 32") + ", 64 tokens, seed 0, P = 10, r = 8"
+    name = "neighbours_lr" + ("-fast" if args.fast else "") + "-" + "-".join(grid)
+    common.save(name, {"model": "minilm-l6", "dataset": "movie-snippets (train -> validation)", "budget": budget,
+                                  "grid": grid, "rows": rows, "best_lr": {m: r["lr"] for m, r in best.items()}})
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from tutorlib.loading.architectures import model_name_of
-from tutorlib.loading.models import SequenceClassifier, load_model, pretrained_part
+from tutorlib.loading.models import SequenceClassifier, pretrained_part
 from tutorlib.methods import checkpoints
 from tutorlib.methods.full import FullFineTunedModel
 from tutorlib.methods.registry import Method, MethodSetup, register
@@ -169,9 +169,7 @@ class LoRATunedModel(FullFineTunedModel):
 
     def save_checkpoint(self, folder) -> list[Path]:
         """Write ``lora.safetensors`` (A, B, a classifier's head) and ``tutorlib_checkpoint.json``; returns the paths."""
-        num_labels = self.model.head.out_features if isinstance(self.model, SequenceClassifier) else None
-        info = {"method": self.method, "model_name": self.model_name, "task": self.task,
-                "architecture": pretrained_part(self.model).config.model_type, "num_labels": num_labels,
+        info = {"method": self.method, "model_name": self.model_name, **checkpoints.base_model_facts(self.model),
                 "targets": list(self.targets), "rank": self.rank, "alpha": self.alpha, "dropout": self.dropout}
         return checkpoints.save_tensors(folder, self.checkpoint_tensors(), info, LORA_FILE)
 
@@ -180,9 +178,7 @@ class LoRATunedModel(FullFineTunedModel):
         """Rebuild a saved LoRA model (unmerged). ``model``: the frozen base (a fresh one is loaded by the
         recorded name when omitted)."""
         info, tensors = checkpoints.read_tensors(folder, LORA_FILE, expect_method=cls.method)
-        if model is None:
-            model, _ = load_model(checkpoints.require_model_name(info), task=info["task"],
-                                  num_labels=info.get("num_labels") or 2)
+        model = checkpoints.base_model_for(info, model)
         family = pretrained_part(model).config.model_type
         if family != info["architecture"]:
             raise LoRAError(f"The checkpoint in {folder} was trained on {info['model_name'] or 'a model'} "

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from tutorlib.loading.architectures import model_name_of, sizes_of
-from tutorlib.loading.models import SequenceClassifier, load_model, pretrained_part, task_of
+from tutorlib.loading.models import SequenceClassifier, pretrained_part, task_of
 from tutorlib.methods import checkpoints
 from tutorlib.methods.devices import to_model_device
 from tutorlib.methods.prefix.model import positions_from_mask
@@ -183,9 +183,7 @@ class PromptTunedModel(nn.Module):
 
     def save_checkpoint(self, folder) -> list[Path]:
         """Write ``prompt.safetensors`` and ``tutorlib_checkpoint.json``; returns the paths."""
-        num_labels = self.model.head.out_features if isinstance(self.model, SequenceClassifier) else None
-        info = {"method": self.method, "model_name": self.model_name, "task": self.task,
-                "architecture": pretrained_part(self.model).config.model_type, "num_labels": num_labels,
+        info = {"method": self.method, "model_name": self.model_name, **checkpoints.base_model_facts(self.model),
                 "prompt_length": self.prompt_length}
         return checkpoints.save_tensors(folder, self.checkpoint_tensors(), info, PROMPT_FILE)
 
@@ -194,9 +192,7 @@ class PromptTunedModel(nn.Module):
         """Rebuild a saved prompt-tuned model. ``model``: the frozen base (a fresh one is loaded by the
         recorded name when omitted)."""
         info, tensors = checkpoints.read_tensors(folder, PROMPT_FILE, expect_method=cls.method)
-        if model is None:
-            model, _ = load_model(checkpoints.require_model_name(info), task=info["task"],
-                                  num_labels=info.get("num_labels") or 2)
+        model = checkpoints.base_model_for(info, model)
         tuned = attach_prompt(model, info["prompt_length"], init=tensors.pop("prompt"), model_name=info["model_name"])
         if isinstance(tuned.model, SequenceClassifier):
             own = dict(tuned.model.head.named_parameters())
