@@ -278,7 +278,7 @@ PROMPT = register(Method(
     load_checkpoint=PromptTunedModel.load_checkpoint, colour="#17a589"))
 """Learning rate 1e-2, chosen on movie-snippets' validation split with MiniLM under the fast sentiment budget
 (``bench/neighbours_lr.py --fast --methods prompt``, ``bench/results/neighbours_lr-fast-prompt.json``):
-3e-3 0.637, 1e-2 0.713, 3e-2 0.700 accuracy; not tuned in full mode or for summarisation. P = the comparison's prefix length (10 by default), so the prompt
-and the prefix get the same number of virtual tokens. It reads the comparison's start text (as token
+3e-3 0.637, 1e-2 0.713, 3e-2 0.700 accuracy; not tuned in full mode or for summarisation. P = the comparison's
+prefix length (10 by default), so the prompt and the prefix get the same number of virtual tokens. It reads the comparison's start text (as token
 embeddings), but ``reads_init_text`` stays False: the comparison's table words that start as a prefix's
 keys/values."""
