@@ -141,7 +141,7 @@ def test_output_folder_is_complete_and_reloads(tmp_path):
 
 @pytest.mark.parametrize("kwargs, words", [
     (dict(task="translate"), "Unknown task 'translate'; choose from: sentiment, summarise"),
-    (dict(methods="full,lora"), "Unknown method 'lora'"),
+    (dict(methods="full,adapter"), "Unknown method 'adapter'"),
     (dict(methods="zero-shot"), "does not fit the sentiment task"),
     (dict(methods="full,full"), "twice"),
     (dict(steps=0), "steps must be a whole number >= 1"),

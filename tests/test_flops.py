@@ -3,7 +3,15 @@
 import pytest
 from transformers import BertConfig, GPT2Config, LlamaConfig
 
-from tutorlib.training.flops import explain_limit, inference_overhead, model_dims, prefix_full_limit, step_flops
+from tutorlib.training.flops import (
+    explain_limit,
+    inference_overhead,
+    method_full_limit,
+    model_dims,
+    prefix_full_limit,
+    serving_overhead,
+    step_flops,
+)
 
 
 def tiny_gpt2():
@@ -29,6 +37,49 @@ def test_gpt2_by_hand():
     assert prefix.backward_inputs == (linear - 1536) + 2 * (2 * 768) - 384
     assert prefix.total == 20352
     assert prefix_full_limit(tiny_gpt2(), 1, 4, 2) == pytest.approx(20352 / 29568)
+
+
+def test_lora_by_hand():
+    # tiny GPT-2, B=1, T=4, r=2 on query and value (8 -> 8 each): 2*4*2*(8+8) = 256 per role, 2 roles,
+    # 2 layers -> 1024 for the thin products. The rest is the prefix's step without a prefix.
+    linear = 2 * (1536 + 512 + 2048) + 640
+    lora = step_flops(tiny_gpt2(), 1, 4, method="lora", lora_rank=2, lora_on=("query", "value"))
+    assert lora.parts["lora"] == 1024
+    assert lora.forward == linear + 2 * 512 + 1024
+    assert lora.backward_inputs == (linear - 1536) + 2 * (2 * 512) + 1024  # dx, but not under layer 1's Q/K/V
+    assert lora.backward_weights == 1024  # dA and dB only
+    assert method_full_limit(tiny_gpt2(), 1, 4, "lora", lora_rank=2) == pytest.approx(22272 / 29568)
+    assert step_flops(tiny_gpt2(), 1, 4, method="lora", lora_rank=4).total > lora.total  # rank costs arithmetic
+    with pytest.raises(ValueError, match="lora_on has 'gate'"):
+        step_flops(tiny_gpt2(), 1, 4, method="lora", lora_on=("gate",))
+
+
+def test_prompt_by_hand():
+    # tiny GPT-2, B=1, T=4 real tokens + P=2 prompt vectors = 6 tokens through every product.
+    # Per layer: Q,K,V 3 x (2*6*8*8) = 2304, output 768, MLP 2 x (2*6*8*16) = 3072; LM head 2*6*8*10 = 960.
+    linear = 2 * (2304 + 768 + 3072) + 960
+    attention = 2 * 2 * (2 * 1 * 2 * 6 * 6 * 4)  # 2 layers x (Q K^T and weights V) of 576
+    prompt = step_flops(tiny_gpt2(), 1, 4, method="prompt", prompt_length=2)
+    assert prompt.forward == linear + attention
+    assert prompt.backward_inputs == linear + 2 * attention  # layer 1 too: the prompt is its input
+    assert prompt.backward_weights == 0
+    assert prompt.total == 33408  # more than full fine-tuning's 29568: at T = 4, P = 2 is 50% more tokens
+    assert step_flops(tiny_gpt2(), 1, 4, method="prompt").total == step_flops(
+        tiny_gpt2(), 1, 4, method="full").total - step_flops(tiny_gpt2(), 1, 4).backward_weights
+
+
+def test_serving_costs_merged_lora_nothing_and_a_prompt_its_tokens():
+    gpt2 = GPT2Config(n_layer=12, n_embd=768, n_head=12)
+    assert serving_overhead(gpt2, 4, 128, "lora") == 1.0
+    assert 1.0 < serving_overhead(gpt2, 4, 128, "lora", merged=False) < 1.02
+    assert serving_overhead(gpt2, 4, 128, "prefix", prefix_length=10) == inference_overhead(gpt2, 4, 128, 10)
+    assert serving_overhead(gpt2, 4, 128, "prompt", prompt_length=10) > serving_overhead(gpt2, 4, 128, "prefix",
+                                                                                           prefix_length=10)
+    minilm = BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
+    prefix = prefix_full_limit(minilm, 32, 64, 10, lm_head=False)
+    lora = method_full_limit(minilm, 32, 64, "lora", lm_head=False)
+    prompt = method_full_limit(minilm, 32, 64, "prompt", prompt_length=10, lm_head=False)
+    assert prefix < lora < prefix * 1.03 and prompt > 2 / 3
 
 
 def test_llama_with_grouped_query_attention_by_hand():
@@ -68,7 +119,7 @@ def test_reading_configs_and_explaining():
     text = explain_limit(tiny_gpt2(), 1, 4, 2)
     assert "Limit: 0.688" in text and "weight gradients" in text
     with pytest.raises(ValueError, match="method"):
-        step_flops(tiny_gpt2(), 1, 4, method="lora")
+        step_flops(tiny_gpt2(), 1, 4, method="adapter")
 
 
 def test_unknown_architectures_are_named():

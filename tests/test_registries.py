@@ -60,8 +60,8 @@ def test_method_registry_lists_describes_and_refuses_unknown_names():
     assert get_method("full").trains and not get_method("zero-shot").trains
     assert not get_method("zero-shot").fits("classification") and get_method("zero-shot").fits("causal-lm")
     assert get_method("prefix-mlp").learning_rate_for("sentiment") == 1e-4
-    with pytest.raises(ValueError, match="Unknown method 'lora'; choose from: full"):
-        get_method("lora")
+    with pytest.raises(ValueError, match="Unknown method 'adapter'; choose from: full"):
+        get_method("adapter")
     with pytest.raises(ValueError, match="already registered"):
         register(Method("full", "another full", ("causal-lm",), wrap=lambda m, s: m, learning_rate=1.0))
 
@@ -69,8 +69,8 @@ def test_method_registry_lists_describes_and_refuses_unknown_names():
 def test_loading_a_checkpoint_dispatches_on_its_recorded_method(tmp_path):
     import torch
 
-    save_tensors(tmp_path / "odd", {"x": torch.zeros(1)}, {"method": "lora"}, "x.safetensors")
-    with pytest.raises(CheckpointError, match="unknown checkpoint method 'lora'"):
+    save_tensors(tmp_path / "odd", {"x": torch.zeros(1)}, {"method": "adapter"}, "x.safetensors")
+    with pytest.raises(CheckpointError, match="unknown checkpoint method 'adapter'"):
         load_checkpoint(tmp_path / "odd")
 
 

@@ -103,6 +103,24 @@ def require_model_name(info: dict) -> str:
     return name
 
 
+def base_model_facts(model: torch.nn.Module) -> dict:
+    """What a checkpoint records about the frozen model it was trained on: task, architecture, num_labels
+    (a classifier's; None for a language model)."""
+    from tutorlib.loading.models import SequenceClassifier, pretrained_part, task_of
+
+    num_labels = model.head.out_features if isinstance(model, SequenceClassifier) else None
+    return {"task": task_of(model), "architecture": pretrained_part(model).config.model_type, "num_labels": num_labels}
+
+
+def base_model_for(info: dict, model: torch.nn.Module | None = None) -> torch.nn.Module:
+    """``model``, or else the base model a checkpoint records (loaded by its name, task and labels)."""
+    if model is not None:
+        return model
+    from tutorlib.loading.models import load_model
+
+    return load_model(require_model_name(info), task=info["task"], num_labels=info.get("num_labels") or 2)[0]
+
+
 def checkpoint_bytes(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> int:
     """Bytes on disk of the given files; a folder counts every file inside it."""
     total = 0

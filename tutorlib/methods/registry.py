@@ -2,7 +2,7 @@
 
     >>> from tutorlib.methods.registry import get_method, method_names
     >>> method_names()
-    ['full', 'prefix', 'prefix-mlp', 'zero-shot', 'head-only']
+    ['full', 'prefix', 'prefix-mlp', 'zero-shot', 'head-only', 'lora', 'prompt']
     >>> get_method("prefix").learning_rate_for("sentiment")
     0.01
     >>> get_method("zero-shot").fits("classification")    # an untrained classifier head has no answer
@@ -36,6 +36,8 @@ METHOD_MODULES = {
     "prefix-mlp": "tutorlib.methods.prefix.model",
     "zero-shot": "tutorlib.methods.zero_shot",
     "head-only": "tutorlib.methods.head_only",
+    "lora": "tutorlib.methods.lora",
+    "prompt": "tutorlib.methods.prompt",
 }
 """Method name -> the module that registers it, in the order the methods are listed."""
 

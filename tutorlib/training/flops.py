@@ -1,4 +1,5 @@
-"""How much arithmetic one training step needs, and the limit that sets for prefix tuning's speed-up.
+"""How much arithmetic one training step needs, and the limit that sets for the speed-up of prefix tuning,
+LoRA and prompt tuning over full fine-tuning.
 
     >>> from transformers import GPT2Config
     >>> from tutorlib.training.flops import step_flops, prefix_full_limit
@@ -28,6 +29,18 @@ Conventions: a multiply-add is 2 FLOPs; only matrix products are counted (they a
 arithmetic; softmax, norms, activations and the optimizer are memory-bound and cost time, not FLOPs,
 which is why a measured ratio on a CPU misses this limit). Attention is counted dense: all ``T x (P+T)``
 scores, also the causal half that a fused kernel may skip.
+
+The two neighbours have steps of their own shape (``method="lora"`` and ``method="prompt"``):
+
+* LoRA freezes ``W`` as well, but adds two thin products ``(x A^T) B^T`` on each adapted layer
+  (``2 x tokens x r x (in + out)``), and *those* need their weight gradients (dA, dB) and their input
+  gradients. Every other product is the prefix's: no dW, dx everywhere but layer 1's Q/K/V. At r = 8 on
+  the query and value the thin products are ~1% of the arithmetic: LoRA's limit is about the prefix's.
+  Merged for serving, it costs exactly the plain model (:func:`serving_overhead`).
+* Prompt tuning's P vectors are P more tokens that go through *every* layer: the whole model runs on
+  T + P tokens, forward and backward, and since the prompt is layer 1's input, even layer 1 needs
+  every input gradient. So its step costs about 2 x forward(T + P): above the prefix's 2/3 by about
+  (T + P) / T, and it costs that much more at inference too.
 """
 
 from __future__ import annotations
@@ -49,8 +62,8 @@ class StepFlops:
 
     ``forward``: the forward pass. ``backward_inputs``: gradients with respect to activations (every
     method that trains something below the top needs them). ``backward_weights``: gradients with respect
-    to frozen-or-not weight matrices (only full fine-tuning). ``parts``: the forward pass by kind
-    (``projections``, ``attention``, ``mlp``, ``lm_head``), for explanations.
+    to weight matrices (full fine-tuning: all; LoRA: its A and B alone). ``parts``: the forward pass by kind
+    (``projections``, ``attention``, ``mlp``, ``lm_head``, ``lora``), for explanations.
     """
 
     forward: float
@@ -84,37 +97,93 @@ def _forward_parts(dims: ModelSizes, tokens: int, batch_size: int, seq_len: int,
     }
 
 
+METHODS = ("full", "prefix", "lora", "prompt")
+"""The step shapes counted here."""
+
+LORA_ROLES = ("query", "key", "value", "output")
+"""The attention projections LoRA may adapt, by role (the family's own layer names do not matter here)."""
+
+
+def _lora_forward(dims: ModelSizes, tokens: int, rank: int, lora_on) -> int:
+    """Forward FLOPs of LoRA's thin products (x A^T) B^T: 2 x tokens x r x (in + out) per adapted layer."""
+    q_width, kv_width = dims.heads * dims.head_dim, dims.kv_heads * dims.head_dim
+    widths = {"query": (dims.hidden, q_width), "key": (dims.hidden, kv_width), "value": (dims.hidden, kv_width),
+              "output": (q_width, dims.hidden)}  # (in, out) of each projection
+    unknown = [role for role in lora_on if role not in widths]
+    if unknown:
+        raise ValueError(f"lora_on has {unknown[0]!r}; choose among {', '.join(LORA_ROLES)} (GPT-2's fused c_attn "
+                         f"is query, key and value).")
+    if rank < 1:
+        raise ValueError(f"lora_rank must be >= 1, got {rank!r}.")
+    return dims.layers * sum(2 * tokens * rank * sum(widths[role]) for role in lora_on)
+
+
 def step_flops(config, batch_size: int, seq_len: int, *, method: str = "full", prefix_length: int = 0,
+               prompt_length: int = 0, lora_rank: int = 8, lora_on=("query", "value"),
                lm_head: bool = True, backward: bool = True) -> StepFlops:
     """FLOPs of one training step on a batch of ``batch_size`` x ``seq_len`` tokens (no padding).
 
     Args:
         config: a Hugging Face GPT-2, BERT or Llama config.
-        method: "full" (every weight trains) or "prefix" (frozen model, a trainable prefix of
-            ``prefix_length`` key/value vectors in every layer; with "full" the prefix length is 0).
+        method: "full" (every weight trains), "prefix" (frozen model, a trainable prefix of
+            ``prefix_length`` key/value vectors in every layer), "lora" (frozen model, a rank ``lora_rank``
+            update on the projections named in ``lora_on``: roles among :data:`LORA_ROLES`) or "prompt"
+            (frozen model, ``prompt_length`` trainable input vectors before the text). Each method reads
+            only its own shape arguments.
         lm_head: True for a causal LM (hidden -> vocabulary at every token); False for a classifier
             (its small head on the pooled vector is negligible and not counted).
         backward: False gives a forward pass only (inference): backward terms are 0.
     Returns:
         :class:`StepFlops` in FLOPs (multiply-add = 2).
     """
-    if method not in ("full", "prefix"):
-        raise ValueError(f"method must be 'full' or 'prefix', got {method!r}.")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}.")
     dims = model_dims(config)
     prefix = prefix_length if method == "prefix" else 0
-    parts = _forward_parts(dims, batch_size * seq_len, batch_size, seq_len, prefix, lm_head)
+    seq = seq_len + (prompt_length if method == "prompt" else 0)  # the prompt: P more tokens through every layer
+    parts = _forward_parts(dims, batch_size * seq, batch_size, seq, prefix, lm_head)
+    parts["lora"] = _lora_forward(dims, batch_size * seq_len, lora_rank, lora_on) if method == "lora" else 0
     matrices = parts["projections"] + parts["mlp"] + parts["lm_head"]  # products with a weight matrix
-    forward = matrices + parts["attention"]
+    forward = matrices + parts["attention"] + parts["lora"]
     if not backward:
         return StepFlops(forward, 0.0, 0.0, parts)
     if method == "full":
         # dx and dW for every weight product; attention: d(Q), d(K) and d(weights), d(V): 2x its forward.
         return StepFlops(forward, matrices + 2 * parts["attention"], matrices, parts)
-    # Prefix: dx for every weight product except layer 1's Q/K/V (their input, the embeddings, is frozen);
-    # attention still needs every gradient (the prefix keys/values are among its inputs), except layer
-    # 1's queries: a quarter of that layer's attention backward.
-    inputs = matrices - parts["qkv_first_layer"] + 2 * parts["attention"] - parts["attention_first_layer"] / 2
-    return StepFlops(forward, inputs, 0.0, parts)
+    if method == "prompt":
+        # dx for every weight product, layer 1's Q/K/V included (the prompt is their input); every
+        # attention gradient; no dW. All on T + P tokens.
+        return StepFlops(forward, matrices + 2 * parts["attention"], 0.0, parts)
+    # Prefix and LoRA: dx for every weight product except layer 1's Q/K/V (their input, the embeddings,
+    # is frozen). Prefix: attention needs every gradient (the prefix keys/values are among its inputs),
+    # except layer 1's queries: a quarter of that layer's attention backward. LoRA: every attention
+    # gradient is counted (at layer 1 d(K) could be skipped when the key is not adapted: a slight overcount).
+    first_layer_queries = parts["attention_first_layer"] / 2 if method == "prefix" else 0
+    inputs = matrices - parts["qkv_first_layer"] + 2 * parts["attention"] - first_layer_queries
+    # LoRA's thin products: dx through them (dy B, then (dy B) A) and dA, dB: each as large as their forward.
+    return StepFlops(forward, inputs + parts["lora"], parts["lora"], parts)
+
+
+def method_full_limit(config, batch_size: int, seq_len: int, method: str, *, lm_head: bool = True, **shape) -> float:
+    """The FLOP-count limit of (``method``'s step time) / (full fine-tuning's step time) on the same batch.
+    ``shape``: the method's own arguments of :func:`step_flops` (``prefix_length``, ``prompt_length``,
+    ``lora_rank``, ``lora_on``)."""
+    step = step_flops(config, batch_size, seq_len, method=method, lm_head=lm_head, **shape)
+    return step.total / step_flops(config, batch_size, seq_len, method="full", lm_head=lm_head).total
+
+
+def serving_overhead(config, batch_size: int, seq_len: int, method: str, *, merged: bool = True,
+                     lm_head: bool = True, **shape) -> float:
+    """Forward FLOPs of a trained ``method`` at inference / those of the plain model.
+
+    Full fine-tuning and merged LoRA: exactly 1 (the same matrices, other numbers). Unmerged LoRA: its
+    thin products on top. Prefix: P more key/value columns in every attention call. Prompt: P more
+    tokens through the whole model."""
+    if method == "lora" and merged:
+        return 1.0
+    with_method = step_flops(config, batch_size, seq_len, method=method, lm_head=lm_head, backward=False, **shape)
+    plain = step_flops(config, batch_size, seq_len, method="full", lm_head=lm_head, backward=False)
+    return with_method.forward / plain.forward
 
 
 def prefix_full_limit(config, batch_size: int, seq_len: int, prefix_length: int, *, lm_head: bool = True) -> float:
