@@ -41,7 +41,7 @@ exclude_patterns = ["build", ".venv*", "runs", "wheelhouse", "**/.ipynb_checkpoi
 # The site's table of contents: (caption, documents). tests/test_docs.py checks that every lesson is in it.
 SITE_TOC = [
     ("Lessons", [f"notebooks/{p.stem}" for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]),
-    ("Results", ["docs/results", "docs/benchmarks", "bench/RESULTS"]),
+    ("Results", ["docs/results", "docs/neighbours", "docs/benchmarks", "bench/RESULTS"]),
     ("Teaching and grading", ["docs/teaching", "docs/grading", "tutorlib/course/THREAT_MODEL", "docs/data",
                               "docs/multi_gpu"]),
     ("Reference", ["docs/api", "CONTRIBUTING"]),
