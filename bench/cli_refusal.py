@@ -30,7 +30,7 @@ RESULTS = ROOT / "bench" / "results"
 CASES = {
     "--steps 0": ["--steps", "0"],
     "--dataset missing.csv": ["--dataset", "missing.csv"],
-    "--methods full,lora": ["--methods", "full,lora"],
+    "--methods full,adapter": ["--methods", "full,adapter"],
     "--task translate": ["--task", "translate"],
     "--max-length 3": ["--max-length", "3"],
     "--device cuda (CPU torch)": ["--device", "cuda"],

@@ -46,7 +46,7 @@ def csv_file(tmp_path, text="text,label\na fine film,1\na dull film,0\n", name="
     (["--batch-size", "two"], "argument --batch-size: must be a whole number >= 1"),
     (["--prefix-length", "-1"], "argument --prefix-length"),
     (["--mode", "quick"], "argument --mode: invalid choice"),
-    (["--methods", "full,lora"], "--methods: Unknown method 'lora'; choose from: full, prefix"),
+    (["--methods", "full,adapter"], "--methods: Unknown method 'adapter'; choose from: full, prefix"),
     (["--methods", "zero-shot"], "--methods: 'zero-shot' does not fit the sentiment task"),
     (["--task", "translate"], "--task: Unknown task 'translate'"),
     (["--dataset", "missing.csv"], "--dataset: no file missing.csv"),
@@ -99,7 +99,7 @@ def test_a_refusal_loads_nothing_heavy_and_debug_shows_the_traceback(tmp_path):
     """In a fresh interpreter: refused options import neither torch nor transformers."""
     code = ("import sys\nfrom tutorlib.cli import main\n"
             f"rc = [main(['compare', '--task', 'sentiment', *a, '--out', {str(tmp_path / 'o')!r}]) for a in "
-            "(['--dataset', 'missing.csv'], ['--max-length', '3'], ['--methods', 'lora'], ['--device', 'gpu'])]\n"
+            "(['--dataset', 'missing.csv'], ['--max-length', '3'], ['--methods', 'adapter'], ['--device', 'gpu'])]\n"
             "print(rc, 'torch' in sys.modules, 'transformers' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "[2, 2, 2, 2] False False", done.stderr

@@ -121,7 +121,7 @@ def test_every_registry_lists_in_its_table_order_whatever_the_import_order():
             "from tutorlib.loading.architectures import ARCHITECTURES\n"
             "print([t.name for t in all_tasks()], [m.name for m in all_methods()], list(ARCHITECTURES))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == ("['sentiment', 'summarise'] ['full', 'prefix', 'prefix-mlp', 'zero-shot', 'head-only'] "
+    assert out.strip() == ("['sentiment', 'summarise'] ['full', 'prefix', 'prefix-mlp', 'zero-shot', 'head-only', 'lora', 'prompt'] "
                            "['gpt2', 'bert', 'llama']")
 
 
@@ -137,8 +137,8 @@ def test_one_error_for_an_unknown_name_in_every_registry():
     for registry, unknown in ((TASKS, "translate"), (ARCHITECTURES, "opt")):
         with pytest.raises(UnknownNameError, match=f"Unknown {registry.kind} '{unknown}'; choose from: "):
             registry.get(unknown)
-    with pytest.raises(UnknownNameError, match="Unknown method 'lora'; choose from: full, prefix"):
-        get_method("lora")
+    with pytest.raises(UnknownNameError, match="Unknown method 'adapter'; choose from: full, prefix"):
+        get_method("adapter")
 
 
 def test_a_record_must_be_declared_in_its_table_and_its_module_must_register_it():
