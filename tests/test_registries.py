@@ -121,7 +121,8 @@ def test_every_registry_lists_in_its_table_order_whatever_the_import_order():
             "from tutorlib.loading.architectures import ARCHITECTURES\n"
             "print([t.name for t in all_tasks()], [m.name for m in all_methods()], list(ARCHITECTURES))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == ("['sentiment', 'summarise'] ['full', 'prefix', 'prefix-mlp', 'zero-shot', 'head-only', 'lora', 'prompt'] "
+    assert out.strip() == ("['sentiment', 'summarise'] "
+                           "['full', 'prefix', 'prefix-mlp', 'zero-shot', 'head-only', 'lora', 'prompt'] "
                            "['gpt2', 'bert', 'llama']")
 
 
