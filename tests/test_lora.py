@@ -1,7 +1,6 @@
 """LoRA: only A and B train, it starts at the pretrained model, merging changes no logit, the checkpoint
 holds A and B alone, and the comparison shows it beside the other methods without any change of its own."""
 
-import argparse
 
 import pytest
 import torch
@@ -130,15 +129,14 @@ def test_compare_shows_all_five_methods_without_a_change_of_its_own(tmp_path, ca
     from test_compare import tiny_sentiment
 
     import tutorlib.experiments.compare as cmp
-    from tutorlib.cli import cmd_compare
+    from tutorlib.cli import main
 
     real = cmp.compare
-    monkeypatch.setattr(cmp, "compare", lambda task, **kw: real(task, **{**kw, "tiny_data": tiny_sentiment(),
+    monkeypatch.setattr(cmp, "compare", lambda spec, **kw: real(spec, **{**kw, "tiny_data": tiny_sentiment(),
                                                                          "progress": False, "measure_energy": False}))
     methods = ["full", "prefix", "lora", "prompt", "head-only"]
-    args = argparse.Namespace(task="sentiment", model="tiny-bert", dataset=None, methods=",".join(methods),
-                              steps=2, prefix_length=4, seed=0, fast=True, out=str(tmp_path / "cli"))
-    assert cmd_compare(args) == 0
+    assert main(["compare", "--task", "sentiment", "--model", "tiny-bert", "--methods", ",".join(methods),
+                 "--steps", "2", "--prefix-length", "4", "--mode", "fast", "--out", str(tmp_path / "cli")]) == 0
     out = capsys.readouterr().out
     quality = out.split("Quality")[1].split("Paired tests")[0]
     assert [line.split()[0] for line in quality.strip().splitlines()[2:7]] == methods
