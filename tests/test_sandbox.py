@@ -119,3 +119,12 @@ def test_a_probe_that_raises_runs_past_its_time_or_returns_an_object_is_a_learne
         learner.eval("[0 for _ in iter(int, 1)]")
     reply = kernel.ask({"op": "eval", "expr": "f(2)"}, 10)
     assert json.loads(json.dumps(reply))["value"] == 0.5
+
+
+def test_the_private_tmp_is_mounted_before_anything_that_lives_below_it():
+    """A checkout (and its environment) in /tmp, as CI clones are: the private /tmp must not hide it."""
+    args = sandbox.bwrap_args("bwrap", [], Limits(), "fast")
+    tmp_at = args.index("/tmp") if args[args.index("/tmp") - 1] == "--tmpfs" else None
+    assert tmp_at is not None
+    binds = [args[i + 2] for i, a in enumerate(args) if a == "--ro-bind" and args[i + 2].startswith("/tmp/")]
+    assert all(args.index(b) > tmp_at for b in binds)

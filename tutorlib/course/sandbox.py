@@ -131,6 +131,9 @@ def bwrap_args(bwrap: str, hidden: list[Path], limits: Limits, mode: str) -> lis
     that must not be visible inside even where they lie below a mounted folder."""
     args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--uid", "1000", "--gid", "1000", "--hostname", "sandbox", "--clearenv"]
+    # The private /tmp and home first: a folder mounted below (an environment in /tmp/...) stays visible.
+    args += ["--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
+             "--size", str(limits.tmp_bytes), "--tmpfs", SANDBOX_HOME]
     mounted: list[Path] = []
     for d in _SYSTEM_DIRS:
         if os.path.islink(d):
@@ -152,10 +155,7 @@ def bwrap_args(bwrap: str, hidden: list[Path], limits: Limits, mode: str) -> lis
         folder = folder.resolve()
         if any(folder == m or folder.is_relative_to(m) for m in mounted):
             args += ["--tmpfs", str(folder)]
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
-             "--size", str(limits.tmp_bytes), "--tmpfs", SANDBOX_HOME,
-             "--chdir", SANDBOX_HOME]
+    args += ["--proc", "/proc", "--dev", "/dev", "--chdir", SANDBOX_HOME]
     env = dict(SANDBOX_ENV, TUTORLIB_MODE=mode, OMP_NUM_THREADS=str(limits.threads),
                TUTORLIB_THREADS=str(limits.threads))
     if cache is not None:
