@@ -1,4 +1,4 @@
-"""The six real assignments against the sandboxed grader: the honest solutions score full marks
+"""The real assignments against the sandboxed grader: the honest solutions score full marks
 unflagged, the released exercises score 0, and each exploit found in them scores 0 where it cheats.
 The notebooks are graded once, two at a time, by the real class grader."""
 
@@ -16,7 +16,7 @@ REPO = Path(__file__).parents[1]
 pytestmark = pytest.mark.timeout(2400)
 
 
-# --- the six real assignments: the exploits found in them ------------------------------------
+# --- the real assignments: the exploits found in them ------------------------------------
 
 SOLUTIONS = REPO / "solutions"
 REAL_EXPLOITS = {  # name -> (notebook, cells to replace, questions that must score 0)
@@ -77,7 +77,7 @@ def _fill_in():
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
-    """Grade the six honest solutions, the six exercises and every real exploit once, as one class
+    """Grade every honest solution, every exercise and every real exploit once, as one class
     of three learners (honest, exercises, exploits), two notebooks at a time."""
     _fill_in()
     tmp = tmp_path_factory.mktemp("redteam-real")
@@ -96,12 +96,12 @@ def real(tmp_path_factory):
 
 
 @pytest.mark.real
-def test_the_six_solutions_score_full_marks_unflagged(real):
+def test_every_solution_scores_full_marks_unflagged(real):
     honest, _, _ = real
     for result in honest:
         assert (result.points, result.flags) == (result.max_points, []), (result.path, result.flags, [
             (q.grade_id, q.message) for q in result.questions if q.points < q.max_points])
-    assert sum(r.max_points for r in honest) == 46
+    assert len(honest) == 7 and sum(r.max_points for r in honest) == 54  # 46 in 01-06, 8 in 07 (LoRA)
 
 
 @pytest.mark.real
@@ -132,7 +132,7 @@ def test_invented_timings_and_an_empty_reason_lose_their_points(real):
 def test_the_released_exercises_score_zero_unflagged(real):
     _, _, exercises = real
     assert exercises.total == 0
-    assert [nb.flags for nb in exercises.report.notebooks] == [[]] * 6
+    assert [nb.flags for nb in exercises.report.notebooks] == [[]] * 7
 
 
 def test_every_kit_helper_an_answer_may_not_call_exists():
