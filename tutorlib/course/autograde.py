@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tutorlib.course.report import GradeReport, NotebookResult, QuestionResult
-from tutorlib.course.sandbox import Limits
+from tutorlib.course.sandbox import Limits, kill_session
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 _MESSAGE_LIMIT = 800  # characters of error text kept per question
@@ -103,16 +102,20 @@ def read_learner_file(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
         os.close(fd)
 
 
+def zero_questions(solution: Path, note: str) -> list[QuestionResult]:
+    """Every question of ``solution`` at 0 points, status "missing", with ``note`` as its message."""
+    from tutorlib.course.builder import read_notebook
+    from tutorlib.course.verdict import questions_of
+
+    return [QuestionResult(g, 0.0, p, "missing", note) for g, p in questions_of(read_notebook(solution)).items()]
+
+
 def _zero(label: str, solution: Path | None, note: str) -> NotebookResult:
     """A notebook that could not be graded: every question of its solution scores 0, with a note."""
     questions = []
     if solution is not None:
-        from tutorlib.course.builder import read_notebook
-        from tutorlib.course.verdict import questions_of
-
         try:
-            questions = [QuestionResult(g, 0.0, p, "missing", note)
-                         for g, p in questions_of(read_notebook(solution)).items()]
+            questions = zero_questions(solution, note)
         except Exception:  # noqa: BLE001 - an unreadable solution is reported by the class, not here
             questions = []
     return NotebookResult(path=label, solution=solution.name if solution else None, questions=questions, notes=[note])
@@ -159,27 +162,17 @@ def _run_verdict(copy: Path, solution: Path | None, options: GradingOptions, lab
     try:
         out, _ = proc.communicate(json.dumps(job).encode(), timeout=options.notebook_budget + 120)
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
+        kill_session(proc)
         return _zero(label, solution, f"Grading this notebook took longer than its budget "
                                       f"({options.notebook_budget:g} s) and was stopped.")
     finally:
-        _kill_group(proc)  # anything it left behind (the sandbox dies with it)
+        kill_session(proc)  # anything it left behind (the sandbox dies with it)
     try:
         data = json.loads(out)
         questions = [QuestionResult(**q) for q in data.pop("questions")]
         return NotebookResult(**data, questions=questions)
     except (ValueError, TypeError, KeyError):
         return _zero(label, solution, f"The grader failed on this notebook (exit code {proc.returncode}).")
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
 
 
 def grade_notebook(path: str | Path, *, solutions_dir: str | Path | None = "solutions", cell_timeout: float = 120,

@@ -49,7 +49,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tutorlib.course.autograde import UNSAFE_STAMP, GradingOptions, grade_file, read_learner_file
+from tutorlib.course.autograde import UNSAFE_STAMP, GradingOptions, grade_file, read_learner_file, zero_questions
 from tutorlib.course.builder import graded_tests, is_answer_cell, nbgrader_meta, read_notebook
 from tutorlib.course.report import GradeReport, NotebookResult, QuestionResult
 from tutorlib.files import write_atomic
@@ -252,11 +252,8 @@ def grade_class(submissions: str | Path, solutions_dir: str | Path, out_dir: str
     return book.learners
 
 
-def _zero_questions(solution_path: Path) -> list[QuestionResult]:
-    nb = read_notebook(solution_path)
-    return [QuestionResult(gid, 0.0, float(nbgrader_meta(c).get("points", 0)), "missing",
-                           "The notebook could not be graded (see the problems).")
-            for gid, (_, c) in graded_tests(nb).items()]
+def _zero_questions(solution: Path) -> list[QuestionResult]:
+    return zero_questions(solution, "The notebook could not be graded (see the problems).")
 
 
 # --- writing --------------------------------------------------------------------------------------

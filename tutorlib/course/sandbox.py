@@ -262,7 +262,7 @@ def start_kernel(hidden: list[Path], limits: Limits, mode: str, *, unsafe: bool 
         os.close(write_fd)
 
     def cleanup():
-        _kill(proc)
+        kill_session(proc)
         os.close(read_fd) if _fd_open(read_fd) else None
         if cgroup is not None:
             cgroup.remove()
@@ -286,8 +286,9 @@ def _die_with_parent() -> None:
         libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
 
 
-def _kill(proc: subprocess.Popen) -> None:
-    """Kill the kernel and everything it started (its session; inside a sandbox, its PID namespace)."""
+def kill_session(proc: subprocess.Popen) -> None:
+    """Kill a process started with ``start_new_session`` and everything in its session (inside a sandbox,
+    its PID namespace too), then reap it."""
     import signal
 
     try:
