@@ -130,10 +130,10 @@ def classification_batch(vocab: int, batch_size: int, seq_len: int, seed: int = 
 
 def batch_for(model, batch_size: int, seq_len: int, seed: int = 0) -> dict:
     """The right kind of random batch for a causal LM or a classifier."""
-    from tutorlib.loading.models import pretrained_part, task_of
+    from tutorlib.loading.models import pretrained_part, head_of
 
     vocab = pretrained_part(model).config.vocab_size
-    maker = lm_batch if task_of(model) == "causal-lm" else classification_batch
+    maker = lm_batch if head_of(model) == "causal-lm" else classification_batch
     return maker(vocab, batch_size, seq_len, seed)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import common
 from common import say
 
-from tutorlib.loading.models import pretrained_part, task_of
+from tutorlib.loading.models import pretrained_part, head_of
 from tutorlib.methods.full import prepare_full_finetuning
 from tutorlib.methods.lora import DEFAULT_TARGETS, attach_lora
 from tutorlib.methods.prompt import attach_prompt
@@ -39,7 +39,7 @@ def peft_models(name: str):
                                   fan_in_fan_out=family == "gpt2")
     lora = peft.get_peft_model(lora_base, lora_config)
     prompt_config = peft.PromptTuningConfig(num_virtual_tokens=PROMPT_LENGTH, task_type=(
-        "CAUSAL_LM" if task_of(prompt_base) == "causal-lm" else "FEATURE_EXTRACTION"))
+        "CAUSAL_LM" if head_of(prompt_base) == "causal-lm" else "FEATURE_EXTRACTION"))
     # A classifier: PEFT tunes its encoder (the pooled head is ours); the step then times the encoder alone.
     prompt = peft.get_peft_model(pretrained_part(prompt_base), prompt_config)
     return lora, prompt
@@ -55,11 +55,11 @@ def compare_methods(name: str, batch_size: int, seq_len: int, repeats: int, devi
     peft_lora, peft_prompt = peft_models(name)
     if peft_lora is not None:
         steps["peft-lora"] = common.TimedStep(peft_lora, batch, device=device)
-        if task_of(full.model) == "causal-lm":  # PEFT's prompt tuning of our classifier is not one model
+        if head_of(full.model) == "causal-lm":  # PEFT's prompt tuning of our classifier is not one model
             steps["peft-prompt"] = common.TimedStep(peft_prompt, batch, device=device)
     timed = common.interleaved(steps, repeats=repeats, warmup=1)
     config = pretrained_part(full.model).config
-    lm_head = task_of(full.model) == "causal-lm"
+    lm_head = head_of(full.model) == "causal-lm"
     roles = LORA_ROLES.get(config.model_type, ("query", "value"))
     limits = {"lora": method_full_limit(config, batch_size, seq_len, "lora", lora_rank=RANK, lora_on=roles,
                                         lm_head=lm_head),

@@ -16,7 +16,7 @@ import tempfile
 import common
 from common import say
 
-from tutorlib.loading.models import pretrained_part, task_of
+from tutorlib.loading.models import pretrained_part, head_of
 from tutorlib.methods.checkpoints import checkpoint_bytes
 from tutorlib.methods.full import prepare_full_finetuning
 from tutorlib.methods.prefix.model import attach_prefix
@@ -42,7 +42,7 @@ def compare_methods(name: str, batch_size: int, seq_len: int, repeats: int, devi
     inference = inference_with_and_without(prefix, batch, repeats, device)
 
     config = pretrained_part(full.model).config
-    lm_head = task_of(full.model) == "causal-lm"
+    lm_head = head_of(full.model) == "causal-lm"
     limit = prefix_full_limit(config, batch_size, seq_len, PREFIX_LENGTH, lm_head=lm_head)
     row = {"model": name, "batch": f"{batch_size}x{seq_len}", "prefix_length": PREFIX_LENGTH, "flop_limit": limit,
            "limit_explained": explain_limit(config, batch_size, seq_len, PREFIX_LENGTH, lm_head=lm_head)}

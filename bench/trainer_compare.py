@@ -173,14 +173,14 @@ def summarise_arms(kept: dict[str, list[dict]], reference: str) -> list[dict]:
 def sentiment_comparison(mode: str) -> dict:
     name, dataset, steps, batch_size, max_length, lr, repeats = SENTIMENT[mode]
     splits = load_dataset(dataset, seed=0)
-    _, tok = load_model(name, task="classification", seed=0)
+    _, tok = load_model(name, head="classification", seed=0)
     batches = sentiment.make_batches(splits["train"], tok, batch_size=batch_size, max_length=max_length,
                                      shuffle=True, seed=0)[:steps]  # one epoch = these `steps` batches
     rows = examples_of(batches)
 
     def arm(kind):
         def run(first: bool) -> dict:
-            model, _ = load_model(name, task="classification", seed=0)  # the same start for every arm
+            model, _ = load_model(name, head="classification", seed=0)  # the same start for every arm
             if kind == "tutorlib":
                 out = run_tutorlib(prepare_full_finetuning(model, model_name=name), batches, steps, lr)
             else:
@@ -206,7 +206,7 @@ def summarise_comparison(mode: str) -> dict:
 
     name, dataset, steps, batch_size, max_length, lr, repeats = SUMMARISE[mode]
     splits = load_dataset(dataset, seed=0)
-    _, tok = load_model(name, task="causal-lm", seed=0)
+    _, tok = load_model(name, head="causal-lm", seed=0)
     batches = summarise.make_batches(splits["train"], tok, batch_size=batch_size, max_length=max_length,
                                      shuffle=True, seed=0)[:steps]
     test = splits["test"].select(range(TEST_ITEMS["summarise"]))
@@ -215,7 +215,7 @@ def summarise_comparison(mode: str) -> dict:
 
     def arm(kind):
         def run(first: bool) -> dict:
-            model, _ = load_model(name, task="causal-lm", seed=0)
+            model, _ = load_model(name, head="causal-lm", seed=0)
             if kind == "tutorlib":
                 # The kit's own start for summarisation (as `tutorlib compare` uses): the model's keys/values of
                 # an instruction. A random start begins at a loss near 11 (lesson 4, section 6).

@@ -32,7 +32,7 @@ def test_data_slices_are_disjoint_and_in_order():
 
 @pytest.mark.parametrize("method", ["full", "prefix"])
 def test_swap_in_copies_the_shipped_weights_back(tmp_path, method):
-    model, _ = load_model("tiny-bert", task="classification")
+    model, _ = load_model("tiny-bert", head="classification")
     tuned = prepare_full_finetuning(model) if method == "full" else attach_prefix(model, 3)
     tuned.save_checkpoint(tmp_path)
     saved = {k: v.clone() for k, v in tuned.checkpoint_tensors().items()}

@@ -68,7 +68,7 @@ def train_full_step():
     from tutorlib.methods.full import prepare_full_finetuning
     from tutorlib.training.loop import TrainConfig, train
 
-    model, _ = load_model("tiny-bert", task="classification")
+    model, _ = load_model("tiny-bert", head="classification")
     method = prepare_full_finetuning(without_dropout(model), model_name="tiny-bert")
     batches = global_batches(model.encoder.config.vocab_size, "cls", count=1)
     history = train(method, batches, TrainConfig(steps=1, lr=1e-3, warmup=0, device="cpu"), progress=False)

@@ -48,7 +48,7 @@ def test_checkpoint_round_trip_through_the_registry(tmp_path):
 
 def test_mistakes_get_clear_errors():
     lm, _ = load_model("tiny-gpt2")
-    with pytest.raises(ValueError, match="task='classification'"):
+    with pytest.raises(ValueError, match="head='classification'"):
         prepare_head_only(lm)
     classifier, _ = load_model("tiny-bert")
     with pytest.raises(ValueError, match="already wrapped"):

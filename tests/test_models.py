@@ -10,8 +10,8 @@ from torch import nn
 from tutorlib.loading import models
 from tutorlib.loading.models import KNOWN_MODELS, SequenceClassifier, UnknownModelError, load_model
 
-# (name, task) pairs that make sense: BERT encoders cannot generate.
-TINY_TASKS = [
+# (name, head) pairs that make sense: BERT encoders cannot generate.
+TINY_HEADS = [
     ("tiny-gpt2", "causal-lm"), ("tiny-gpt2", "encoder"), ("tiny-gpt2", "classification"),
     ("tiny-bert", "encoder"), ("tiny-bert", "classification"),
     ("tiny-llama", "causal-lm"), ("tiny-llama", "encoder"), ("tiny-llama", "classification"),
@@ -22,32 +22,34 @@ def _batch(tok, texts=("a short one", "and a somewhat longer sentence")):
     return tok(list(texts), return_tensors="pt", padding=True)  # input_ids, attention_mask: (B, T)
 
 
-@pytest.mark.parametrize("name,task", TINY_TASKS)
-def test_tiny_models_give_right_shapes(name, task):
-    model, tok = load_model(name, task=task, num_labels=3)
+@pytest.mark.parametrize("name,head", TINY_HEADS)
+def test_tiny_models_give_right_shapes(name, head):
+    model, tok = load_model(name, head=head, num_labels=3)
     assert not model.training
     assert next(model.parameters()).dtype == torch.float32
     batch = _batch(tok)
     B, T = batch["input_ids"].shape
     with torch.no_grad():
         out = model(**batch)
-    if task == "causal-lm":
+    if head == "causal-lm":
         assert out.logits.shape == (B, T, len(tok))
-    elif task == "classification":
+    elif head == "classification":
         assert isinstance(model, SequenceClassifier)
         assert out.logits.shape == (B, 3)
     else:
         assert out.last_hidden_state.shape == (B, T, model.config.hidden_size)
-    assert torch.isfinite(out[0] if task != "encoder" else out.last_hidden_state).all()
+    assert torch.isfinite(out[0] if head != "encoder" else out.last_hidden_state).all()
 
 
-def test_default_tasks():
+def test_default_heads():
     assert isinstance(load_model("tiny-bert")[0], SequenceClassifier)
     assert hasattr(load_model("tiny-gpt2")[0], "generate")
+    assert [models.head_of(load_model(name)[0]) for name in ("tiny-bert", "tiny-gpt2")] == ["classification", "causal-lm"]
+    assert models.head_of(load_model("tiny-llama", head="encoder")[0]) == "encoder"
 
 
 def test_classification_loss_trains_the_head():
-    model, tok = load_model("tiny-bert", task="classification", num_labels=2)
+    model, tok = load_model("tiny-bert", head="classification", num_labels=2)
     out = model(**_batch(tok), labels=torch.tensor([0, 1]))
     out.loss.backward()
     assert out.loss.item() > 0 and model.head.weight.grad.abs().sum() > 0
@@ -85,12 +87,20 @@ def test_unknown_name_lists_known_names_quickly():
 @pytest.mark.parametrize("name", ["tiny-bert", "minilm-l6", "bert-base-uncased"])
 def test_an_encoder_cannot_be_a_causal_lm(name):
     with pytest.raises(ValueError, match="cannot generate"):
-        load_model(name, task="causal-lm")  # refused before anything is loaded
+        load_model(name, head="causal-lm")  # refused before anything is loaded
 
 
-def test_unknown_task_is_a_clear_error():
-    with pytest.raises(ValueError, match="causal-lm, classification, encoder"):
-        load_model("tiny-gpt2", task="summarise")
+def test_unknown_head_is_a_clear_error():
+    with pytest.raises(ValueError, match="Unknown head 'summarise'; choose one of causal-lm, classification, encoder"):
+        load_model("tiny-gpt2", head="summarise")
+
+
+def test_the_old_task_keyword_names_head():
+    """A notebook written when the head was called task= is told the new name, not given a silent default."""
+    with pytest.raises(TypeError, match=r"takes head=, not task=: write load_model\(name, head='classification'\)"):
+        load_model("tiny-bert", task="classification")
+    with pytest.raises(TypeError, match="unexpected keyword argument.*'heads'"):
+        load_model("tiny-bert", heads="classification")
 
 
 def test_known_models_table():
@@ -135,7 +145,7 @@ def test_a_crashed_conversion_leaves_nothing_that_is_trusted(tmp_path, monkeypat
 
 @pytest.mark.real
 def test_minilm_embeddings_put_paraphrases_together():
-    model, tok = load_model("minilm-l6", task="encoder")
+    model, tok = load_model("minilm-l6", head="encoder")
     assert type(model).__name__ == "BertModel" and model.config.hidden_size == 384
     sentences = ["A man is playing a guitar.", "Someone plays the guitar.", "The stock market fell sharply today."]
     batch = _batch(tok, sentences)
@@ -178,9 +188,9 @@ def test_smollm2_completes_a_fact_and_is_converted_once(monkeypatch):
 
 @pytest.mark.real
 def test_smollm2_as_encoder_and_classifier():
-    encoder, tok = load_model("smollm2-135m", task="encoder")
+    encoder, tok = load_model("smollm2-135m", head="encoder")
     assert type(encoder).__name__ == "LlamaModel"
-    clf, _ = load_model("smollm2-135m", task="classification", num_labels=2)
+    clf, _ = load_model("smollm2-135m", head="classification", num_labels=2)
     batch = _batch(tok)
     with torch.no_grad():
         assert clf(**batch).logits.shape == (2, 2)

@@ -94,7 +94,7 @@ def test_prefix_of_own_key_values_reproduces_the_full_sequence(name):
 def test_bert_prefix_equals_a_full_run_where_prefix_tokens_see_only_themselves():
     """In a bidirectional encoder, s's keys/values would also depend on c in a full run. A prefix is
     context that every real token sees but that never looks back: a block mask reproduces it."""
-    plain, tok = load_model("tiny-bert", task="encoder")
+    plain, tok = load_model("tiny-bert", head="encoder")
     tuned = attach_prefix(copy.deepcopy(plain), 4).eval()
     s = tok("the cat", add_special_tokens=False, return_tensors="pt").input_ids
     c = tok("sat down", return_tensors="pt").input_ids

@@ -35,7 +35,7 @@ def test_mixed_batch_equals_each_row_alone(name):
         together = bank(names, **batch).logits
     for i, (text, task) in enumerate(zip(TEXTS, names)):
         expected = alone(tuned, tok, text, bank.prefixes[task])
-        got = together[i] if tuned.task == "classification" else together[i, :expected.shape[0]]  # real tokens
+        got = together[i] if tuned.head == "classification" else together[i, :expected.shape[0]]  # real tokens
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
         other = alone(tuned, tok, text, bank.prefixes[names[(i + 1) % 3]])
         assert (other - expected).abs().max() > 1e-3  # the prefix matters, so the match means something

@@ -228,7 +228,7 @@ def test_own_learning_rate_by_parameter_name():
     from tutorlib.methods.prefix.model import attach_prefix
     from tutorlib.training.loop import parameter_groups
 
-    model, tok = load_model("tiny-bert", task="classification")
+    model, tok = load_model("tiny-bert", head="classification")
     method = attach_prefix(model, 4, reparameterise=True)
     config = quiet(steps=4, lr=1e-4, warmup=0, schedule="constant", lr_by_name={"model.head.": 1e-2})
     groups = parameter_groups(method, config)
@@ -240,7 +240,7 @@ def test_own_learning_rate_by_parameter_name():
     # The head moves ~100x further than it would at the MLP's rate: train twice and compare its change.
     moved = {}
     for name, extra in (("own", {"model.head.": 1e-2}), ("shared", None)):
-        model, _ = load_model("tiny-bert", task="classification")
+        model, _ = load_model("tiny-bert", head="classification")
         method = attach_prefix(model, 4, reparameterise=True)
         before = method.model.head.weight.detach().clone()
         history = train(method, [cls_batch(tok)], quiet(steps=3, lr=1e-4, warmup=0, schedule="constant",
@@ -292,7 +292,7 @@ def test_one_cpu_process_equals_the_plain_pytorch_loop(name):
         if name == "tiny-gpt2":
             model, tok = load_model("tiny-gpt2")
             return model, [lm_batch(tok), lm_batch(tok, SENTENCES[::-1])]
-        model, tok = load_model("tiny-bert", task="classification")
+        model, tok = load_model("tiny-bert", head="classification")
         return attach_prefix(model, 4, seed=0), [cls_batch(tok)]
 
     ours, batches = fresh()
@@ -309,7 +309,7 @@ def test_gradient_accumulation_equals_one_big_batch():
     """accumulate=2 over two halves of a batch updates like one step on the whole batch (no dropout,
     equal-length rows so both halves' means weigh the same)."""
     def fresh():
-        model, _ = load_model("tiny-bert", task="classification")
+        model, _ = load_model("tiny-bert", head="classification")
         for module in model.modules():
             if isinstance(module, nn.Dropout):
                 module.p = 0.0

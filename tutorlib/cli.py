@@ -106,7 +106,7 @@ def cmd_demo(args) -> int:
     from tutorlib.loading.models import load_model
 
     torch.manual_seed(0)
-    encoder, tok = load_model("minilm-l6", task="encoder")
+    encoder, tok = load_model("minilm-l6", head="encoder")
     texts = ["A warm, funny and moving film.", "A delightful, touching movie.",
              "The quarterly tax form is due in April."]
     batch = tok(texts, return_tensors="pt", padding=True)

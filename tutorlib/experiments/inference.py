@@ -39,13 +39,6 @@ def _batch(tokenizer, batch_size: int, seq_len: int, seed: int) -> dict[str, tor
     return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
 
-def _task_of(model_name: str) -> str:
-    from tutorlib.loading.models import KNOWN_MODELS
-
-    info = KNOWN_MODELS.get(model_name)
-    return "classification" if info is not None and info.architecture == "bert" else "causal-lm"
-
-
 @torch.no_grad()
 def inference_costs(model_name: str = "minilm-l6", *, prefix_length: int = 10, batch_size: int = 8,
                     seq_len: int = 64, repeats: int = 10, seed: int = 0) -> dict:
@@ -57,7 +50,7 @@ def inference_costs(model_name: str = "minilm-l6", *, prefix_length: int = 10, b
     """
     if isinstance(prefix_length, bool) or not isinstance(prefix_length, int) or prefix_length < 1:
         raise ValueError(f"prefix_length must be a whole number >= 1 (got {prefix_length!r}).")
-    model, tokenizer = load_model(model_name, task=_task_of(model_name), seed=seed)
+    model, tokenizer = load_model(model_name, seed=seed)  # its natural head: a BERT classifies, the others generate
     model.eval()
     batch = _batch(tokenizer, batch_size, seq_len, seed)
     rows = {}
@@ -103,8 +96,7 @@ def serving_costs(model_name: str = "minilm-l6", *, tasks=(1, 10, 100), prefix_l
     bad = [n for n in tasks if isinstance(n, bool) or not isinstance(n, int) or n < 1]
     if bad:
         raise ValueError(f"tasks must be whole numbers >= 1 (got {bad[0]!r}), e.g. (1, 10, 100).")
-    task = _task_of(model_name)
-    model, _ = load_model(model_name, task=task, seed=seed)
+    model, _ = load_model(model_name, seed=seed)
     model.eval()
     model_mb = parameter_bytes(model) / MIB
     rows = []

@@ -113,7 +113,7 @@ def refresh_experiment(*, model: str = "minilm-l6", dataset: str = "movie-snippe
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for method in methods:
-            base, tokenizer = load_model(model, task="classification", seed=seed)
+            base, tokenizer = load_model(model, head="classification", seed=seed)
             tuned = get_method(method).wrap(base, MethodSetup(model_name=model, seed=seed, prefix_length=prefix_length))
             cumulative = 0.0
             for k, rows_k in enumerate(slices, start=1):

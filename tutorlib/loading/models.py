@@ -6,7 +6,7 @@
     >>> model, tok = load_model("smollm2-135m")              # doctest: +SKIP  (real Llama, offline)
     >>> model, tok = load_model("gpt2")                      # doctest: +SKIP  (needs the HF hub)
 
-``task`` picks the head: ``"causal-lm"`` (next-token prediction), ``"classification"``
+``head=`` picks the model head: ``"causal-lm"`` (next-token prediction), ``"classification"``
 (a :class:`SequenceClassifier`: the encoder, mean pooling, a new linear head of ``num_labels``
 outputs) or ``"encoder"`` (no head). SmolLM2-135M is the *Instruct* model: its chat template is
 ChatML (``tok.apply_chat_template``), and ``<|im_end|>`` is both its end-of-turn (eos) and pad token.
@@ -37,7 +37,8 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from tutorlib.loading.architectures import UnsupportedModelError, architecture_of, set_model_name
 from tutorlib.loading.threads import apply_threads
 
-TASKS = ("causal-lm", "classification", "encoder")
+HEADS = ("causal-lm", "classification", "encoder")
+"""The model heads :func:`load_model` can put on a model (``head=``)."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class ModelInfo:
     name: str
     architecture: str  # "gpt2" | "bert" | "llama"
     source: str  # "tiny" (built in code) | "offline" (a PyPI artifact) | "hub"
-    default_task: str
+    default_head: str  # one of HEADS: the head load_model gives it when none is asked for
     what: str
 
 
@@ -158,8 +159,9 @@ def pretrained_part(model: nn.Module) -> nn.Module:
     return model.encoder if isinstance(model, SequenceClassifier) else model
 
 
-def task_of(model: nn.Module) -> str:
-    """"classification" (SequenceClassifier), "causal-lm" (has a language-model head) or "encoder"."""
+def head_of(model: nn.Module) -> str:
+    """The head of a loaded model (one of :data:`HEADS`): "classification" (a SequenceClassifier), "causal-lm"
+    (it has a language-model head) or "encoder" (no head)."""
     if isinstance(model, SequenceClassifier):
         return "classification"
     if hasattr(model, "generate") and model.get_output_embeddings() is not None:
@@ -167,27 +169,28 @@ def task_of(model: nn.Module) -> str:
     return "encoder"
 
 
-def _with_head(task: str, model: nn.Module, num_labels: int) -> nn.Module:
-    return SequenceClassifier(model, num_labels) if task == "classification" else model
+def _with_head(head: str, model: nn.Module, num_labels: int) -> nn.Module:
+    return SequenceClassifier(model, num_labels) if head == "classification" else model
 
 
-def _load_tiny(info: ModelInfo, task: str, num_labels: int, seed: int):
+def _load_tiny(info: ModelInfo, head: str, num_labels: int, seed: int):
     tok = tiny_tokenizer(info.architecture)
     config = tiny_config(info.architecture, len(tok), tok.pad_token_id)
     torch.manual_seed(seed)  # same name + seed -> same random weights
-    model = _with_head(task, _AUTO[task].from_config(config), num_labels)
+    model = _with_head(head, _AUTO[head].from_config(config), num_labels)
     return model, tok
 
 
 # ----------------------------------------------------------------------------- the one entry point
 
 
-def load_model(name: str, *, task: str | None = None, num_labels: int = 2, seed: int = 0):
+def load_model(name: str, *, head: str | None = None, num_labels: int = 2, seed: int = 0, **unknown):
     """Load ``name`` and return ``(model, tokenizer)``, the model in eval mode, fp32, on the CPU.
 
     Args:
         name: a known name (see :data:`KNOWN_MODELS`) or any Hugging Face hub id.
-        task: ``"causal-lm"``, ``"classification"`` or ``"encoder"``; default: the model's natural one.
+        head: ``"causal-lm"``, ``"classification"`` or ``"encoder"`` (:data:`HEADS`); default: the model's
+            natural one.
         num_labels: outputs of the classification head (a new, randomly initialised head).
         seed: seeds the random weights of tiny models and of new heads.
 
@@ -200,30 +203,44 @@ def load_model(name: str, *, task: str | None = None, num_labels: int = 2, seed:
     Raises:
         UnknownModelError: the name is neither known nor loadable from the hub or its cache.
         tutorlib.loading.threads.ThreadsSettingError: ``TUTORLIB_THREADS`` is not a thread count.
-        ValueError: an unknown task, or ``"causal-lm"`` for a BERT encoder (it cannot generate).
+        TypeError: a keyword load_model does not take (``task=``, say: the model head is ``head=``).
+        ValueError: an unknown head, or ``"causal-lm"`` for a BERT encoder (it cannot generate).
         tutorlib.loading.assets.OfflineError: an offline artifact is missing and cannot be downloaded.
     """
+    if unknown:
+        raise _unknown_arguments(unknown)
     apply_threads()  # once per process: torch's threads sized to this process's share of the machine
     info = KNOWN_MODELS.get(name)
-    if task is None:
-        task = info.default_task if info else "causal-lm"
-    if task not in TASKS:
-        raise ValueError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
-    if info is not None and architecture_of(info.architecture).kind == "encoder" and task == "causal-lm":
+    if head is None:
+        head = info.default_head if info else "causal-lm"
+    if head not in HEADS:
+        raise ValueError(f"Unknown head {head!r}; choose one of {', '.join(HEADS)} (load_model(name, head=...)).")
+    if info is not None and architecture_of(info.architecture).kind == "encoder" and head == "causal-lm":
         raise ValueError(
             f"{name!r} is a BERT encoder: it reads the whole sentence at once and was never trained "
-            f"to predict the next token, so it cannot generate text. Use task='classification' or "
-            f"task='encoder' with it, or pick a causal LM: 'smollm2-135m', 'tiny-llama', 'tiny-gpt2'."
+            f"to predict the next token, so it cannot generate text. Use head='classification' or "
+            f"head='encoder' with it, or pick a causal LM: 'smollm2-135m', 'tiny-llama', 'tiny-gpt2'."
         )
     if info is not None and info.source == "tiny":
-        model, tok = _load_tiny(info, task, num_labels, seed)
+        model, tok = _load_tiny(info, head, num_labels, seed)
     elif info is not None and info.source == "offline":
-        model, tok = _load_offline(info, task, num_labels, seed)
+        model, tok = _load_offline(info, head, num_labels, seed)
     else:
-        model, tok = _load_hub(name, task, num_labels, seed)
+        model, tok = _load_hub(name, head, num_labels, seed)
     set_model_name(model.config, name)  # checkpoints record it, so they reload by the kit's name
     model.eval()
     return model, tok
+
+
+def _unknown_arguments(unknown: dict) -> TypeError:
+    """The error for keyword arguments load_model does not take; the old ``task=`` gets its new name."""
+    if "task" in unknown:
+        value = unknown["task"]
+        return TypeError(f"load_model() takes head=, not task=: write load_model(name, head={value!r}). The model's "
+                         f"head (one of {', '.join(HEADS)}) is not a task; a task is what a comparison is about, "
+                         f"e.g. sentiment.")
+    return TypeError(f"load_model() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; it takes "
+                     f"name, head=, num_labels= and seed=.")
 
 
 # ----------------------------------------------------------------------------- offline models
@@ -278,13 +295,13 @@ def prepare_offline_model(name: str) -> Path:
     raise UnknownModelError(f"{name!r} is not an offline model; offline models: {', '.join(offline)}.")
 
 
-def _load_offline(info: ModelInfo, task: str, num_labels: int, seed: int):
+def _load_offline(info: ModelInfo, head: str, num_labels: int, seed: int):
     """Load an offline model from its prepared folder: fp32, new head seeded with ``seed``."""
     with _no_progress_bars():
         folder = prepare_offline_model(info.name)
         tok = AutoTokenizer.from_pretrained(folder)
         torch.manual_seed(seed)  # the only random weights are a new classification head
-        model = _with_head(task, _AUTO[task].from_pretrained(folder, dtype=torch.float32), num_labels)
+        model = _with_head(head, _AUTO[head].from_pretrained(folder, dtype=torch.float32), num_labels)
     _set_pad_token(model, tok)
     return model, tok
 
@@ -305,13 +322,13 @@ def _no_progress_bars():
             transformers.utils.logging.enable_progress_bar()
 
 
-def _load_hub(name: str, task: str, num_labels: int, seed: int):
+def _load_hub(name: str, head: str, num_labels: int, seed: int):
     """Pass a hub id (or a local folder) through to transformers, with a clear error when it fails."""
     torch.manual_seed(seed)
     offline = not _hub_reachable()  # then only the local Hugging Face cache (or a folder) is tried
     try:
         tok = AutoTokenizer.from_pretrained(name, local_files_only=offline)
-        model = _with_head(task, _AUTO[task].from_pretrained(
+        model = _with_head(head, _AUTO[head].from_pretrained(
             name, dtype=torch.float32, local_files_only=offline), num_labels)
     except (OSError, ValueError) as err:
         raise UnknownModelError(

@@ -2,7 +2,7 @@
 
 A checkpoint is a folder:
 
-    tutorlib_checkpoint.json    method ("prefix" | "full" | ...), base model name, architecture, task, shapes
+    tutorlib_checkpoint.json    method ("prefix" | "full" | ...), base model name, architecture, head, shapes
     prefix.safetensors          prefix tuning: the prefix (+ a classifier head), a few KiB
     model.safetensors           full fine-tuning: every weight of the model, MBs to GBs
 
@@ -104,21 +104,31 @@ def require_model_name(info: dict) -> str:
 
 
 def base_model_facts(model: torch.nn.Module) -> dict:
-    """What a checkpoint records about the frozen model it was trained on: task, architecture, num_labels
+    """What a checkpoint records about the model it was trained on: its head, architecture and num_labels
     (a classifier's; None for a language model)."""
-    from tutorlib.loading.models import SequenceClassifier, pretrained_part, task_of
+    from tutorlib.loading.models import SequenceClassifier, head_of, pretrained_part
 
     num_labels = model.head.out_features if isinstance(model, SequenceClassifier) else None
-    return {"task": task_of(model), "architecture": pretrained_part(model).config.model_type, "num_labels": num_labels}
+    return {"head": head_of(model), "architecture": pretrained_part(model).config.model_type, "num_labels": num_labels}
+
+
+def recorded_head(info: dict) -> str:
+    """The model head a checkpoint records ("classification", "causal-lm", ...). Checkpoints written before
+    the kit called it a head record it under "task"."""
+    head = info.get("head", info.get("task"))
+    if head is None:
+        raise CheckpointError("This checkpoint does not record its model's head. Pass the base model yourself: "
+                              "load_checkpoint(folder, model=load_model(name, head=...)[0]).")
+    return head
 
 
 def base_model_for(info: dict, model: torch.nn.Module | None = None) -> torch.nn.Module:
-    """``model``, or else the base model a checkpoint records (loaded by its name, task and labels)."""
+    """``model``, or else the base model a checkpoint records (loaded by its name, head and labels)."""
     if model is not None:
         return model
     from tutorlib.loading.models import load_model
 
-    return load_model(require_model_name(info), task=info["task"], num_labels=info.get("num_labels") or 2)[0]
+    return load_model(require_model_name(info), head=recorded_head(info), num_labels=info.get("num_labels") or 2)[0]
 
 
 def checkpoint_bytes(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> int:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from tutorlib.loading.architectures import model_name_of
-from tutorlib.loading.models import SequenceClassifier, load_model, pretrained_part, task_of
+from tutorlib.loading.models import head_of, pretrained_part
 from tutorlib.methods import checkpoints
 from tutorlib.methods.devices import to_model_device
 from tutorlib.methods.registry import Method, MethodSetup, register
@@ -36,7 +36,7 @@ class FullFineTunedModel(nn.Module):
     def __init__(self, model: nn.Module, *, model_name: str = ""):
         super().__init__()
         self.model = model
-        self.task = task_of(model)
+        self.head = head_of(model)  # "causal-lm", "classification" or "encoder"
         self.model_name = model_name
 
     def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
@@ -49,8 +49,8 @@ class FullFineTunedModel(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, **generate_kwargs):
         """The model's own ``generate`` (causal LMs); batch with left padding. Returns (B, T + new) ids."""
-        if self.task != "causal-lm":
-            raise ValueError(f"generate needs a causal language model; this one is a {self.task} model.")
+        if self.head != "causal-lm":
+            raise ValueError(f"generate needs a causal language model; this one is a {self.head} model.")
         input_ids, attention_mask = to_model_device(self, input_ids, attention_mask)  # inputs follow the model
         generate_kwargs.setdefault("pad_token_id", self.model.config.pad_token_id)
         return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs)
@@ -61,10 +61,7 @@ class FullFineTunedModel(nn.Module):
 
     def save_checkpoint(self, folder) -> list[Path]:
         """Write ``model.safetensors`` (the whole state dict) and ``tutorlib_checkpoint.json``; returns the paths."""
-        num_labels = self.model.head.out_features if isinstance(self.model, SequenceClassifier) else None
-        config = pretrained_part(self.model).config
-        info = {"method": self.method, "model_name": self.model_name, "architecture": config.model_type,
-                "task": self.task, "num_labels": num_labels}
+        info = {"method": self.method, "model_name": self.model_name, **checkpoints.base_model_facts(self.model)}
         return checkpoints.save_module(folder, self.model, info, checkpoints.FULL_FILE)
 
     @classmethod
@@ -72,9 +69,7 @@ class FullFineTunedModel(nn.Module):
         """Rebuild a saved fully fine-tuned model. ``model``: a model of the same architecture to load the
         weights into (loaded by the recorded name when omitted)."""
         info = checkpoints.read_info(folder, expect_method=cls.method)
-        if model is None:
-            model, _ = load_model(checkpoints.require_model_name(info), task=info["task"],
-                                  num_labels=info.get("num_labels") or 2)
+        model = checkpoints.base_model_for(info, model)
         checkpoints.load_module_weights(model, folder, checkpoints.FULL_FILE)
         return prepare_full_finetuning(model, model_name=info["model_name"])
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from tutorlib.loading.architectures import model_name_of
-from tutorlib.loading.models import SequenceClassifier, load_model
+from tutorlib.loading.models import SequenceClassifier
 from tutorlib.methods import checkpoints
 from tutorlib.methods.registry import Method, MethodSetup, register
 
@@ -39,7 +39,7 @@ class HeadOnlyModel(nn.Module):
     def __init__(self, model: SequenceClassifier, *, model_name: str = ""):
         super().__init__()
         self.model = model
-        self.task = "classification"
+        self.head = "classification"
         self.model_name = model_name
 
     def train(self, mode: bool = True) -> HeadOnlyModel:
@@ -58,8 +58,7 @@ class HeadOnlyModel(nn.Module):
 
     def save_checkpoint(self, folder) -> list[Path]:
         """Write ``head.safetensors`` and ``tutorlib_checkpoint.json`` (base model name, labels); returns the paths."""
-        info = {"method": self.method, "model_name": self.model_name, "task": self.task,
-                "architecture": self.model.config.model_type, "num_labels": self.model.head.out_features}
+        info = {"method": self.method, "model_name": self.model_name, **checkpoints.base_model_facts(self.model)}
         return checkpoints.save_tensors(folder, self.checkpoint_tensors(), info, HEAD_FILE)
 
     @classmethod
@@ -67,9 +66,7 @@ class HeadOnlyModel(nn.Module):
         """Rebuild a saved head-only model. ``model``: the base SequenceClassifier (a fresh one is loaded by
         the recorded name when omitted); its head is replaced by the saved one."""
         info, tensors = checkpoints.read_tensors(folder, HEAD_FILE, expect_method=cls.method)
-        if model is None:
-            model, _ = load_model(checkpoints.require_model_name(info), task="classification",
-                                  num_labels=info["num_labels"])
+        model = checkpoints.base_model_for(info, model)
         tuned = prepare_head_only(model, model_name=info["model_name"])
         own = dict(tuned.model.head.named_parameters())
         with torch.no_grad():
@@ -88,7 +85,7 @@ def prepare_head_only(model: nn.Module, *, model_name: str | None = None) -> Hea
     """Freeze every weight of a classifier except its head, and wrap it with the kit's method interface.
 
     Args:
-        model: a :class:`~tutorlib.loading.models.SequenceClassifier` (``load_model(name, task="classification")``);
+        model: a :class:`~tutorlib.loading.models.SequenceClassifier` (``load_model(name, head="classification")``);
             changed in place (frozen).
         model_name: recorded in checkpoints; default: the name the model was loaded by.
     """
@@ -96,7 +93,7 @@ def prepare_head_only(model: nn.Module, *, model_name: str | None = None) -> Hea
         raise ValueError(f"This model is already wrapped for {model.method!r} training; pass the plain model.")
     if not isinstance(model, SequenceClassifier):
         raise ValueError(f"head-only training needs a classifier with a new head (got {type(model).__name__}): "
-                         f"load it with load_model(name, task='classification'). A language model's output "
+                         f"load it with load_model(name, head='classification'). A language model's output "
                          f"layer is pretrained, so training it alone is not a probe of the features.")
     for p in model.parameters():
         p.requires_grad_(False)

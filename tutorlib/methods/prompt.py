@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from tutorlib.loading.architectures import model_name_of, sizes_of
-from tutorlib.loading.models import SequenceClassifier, pretrained_part, task_of
+from tutorlib.loading.models import SequenceClassifier, head_of, pretrained_part
 from tutorlib.methods import checkpoints
 from tutorlib.methods.devices import to_model_device
 from tutorlib.methods.prefix.model import positions_from_mask
@@ -69,7 +69,7 @@ class PromptTunedModel(nn.Module):
         self.model = model
         self.prompt = nn.Parameter(prompt.detach().clone())  # (P, d)
         self.prompt_length = prompt.shape[0]
-        self.task = task_of(model)
+        self.head = head_of(model)  # "causal-lm", "classification" or "encoder"
         self.model_name = model_name
 
     # ---------------------------------------------------------------- the inputs around the prompt
@@ -157,8 +157,8 @@ class PromptTunedModel(nn.Module):
         """``model.generate`` reading the prompt first (causal LMs; batch with left padding).
         Returns (B, T + new) token ids: the input, then the new tokens, as a plain model's generate
         (with ``return_dict_in_generate=True``: its output, ``.sequences`` so completed)."""
-        if self.task != "causal-lm":
-            raise PromptError(f"generate needs a causal language model; this one is a {self.task} model.")
+        if self.head != "causal-lm":
+            raise PromptError(f"generate needs a causal language model; this one is a {self.head} model.")
         input_ids, attention_mask = to_model_device(self, input_ids, attention_mask)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)

@@ -61,7 +61,7 @@ class Method:
     Args:
         name: what a learner types (``--methods full,prefix``).
         description: one line, shown when the comparison runs and in error messages.
-        heads: which model heads it works with (:data:`tutorlib.loading.models.TASKS`): a task whose
+        heads: which model heads it works with (:data:`tutorlib.loading.models.HEADS`): a task whose
             model has another head cannot use it.
         wrap: (plain model, :class:`MethodSetup`) -> the model to train (or to score, if it does not train).
         learning_rate: its default peak learning rate (AdamW, 10% warm-up, linear decay); None when

@@ -51,7 +51,7 @@ def prefix_attention_share(tuned, input_ids, attention_mask=None, prefix=None) -
         tuned(input_ids=input_ids, attention_mask=attention_mask, prefix=prefix, attention_recorder=recorder)
     finally:
         tuned.train(was_training)
-    causal = tuned.task == "causal-lm"
+    causal = tuned.head == "causal-lm"
     real = attention_mask.bool()  # (B, T): average over real query tokens only
     P = prefix.shape[-2]
     shares = []

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from tutorlib.loading.architectures import UnsupportedModelError, model_name_of
-from tutorlib.loading.models import SequenceClassifier, load_model, pretrained_part, task_of
+from tutorlib.loading.models import SequenceClassifier, head_of, pretrained_part
 from tutorlib.methods import checkpoints
 from tutorlib.methods.devices import to_model_device
 from tutorlib.methods.prefix.attention import switch_back_attention, switch_to_prefix_attention, uses_prefix_attention
@@ -69,7 +69,7 @@ class PrefixTunedModel(nn.Module):
         self.prefix_encoder = prefix_encoder
         self.shape: PrefixShape = prefix_encoder.shape
         self.prefix_length = prefix_encoder.prefix_length
-        self.task = task_of(model)
+        self.head = head_of(model)  # "causal-lm", "classification" or "encoder"
         self.model_name = model_name
         self.positions_after_prefix = positions_after_prefix
         self._attention_before = attention_before
@@ -148,8 +148,8 @@ class PrefixTunedModel(nn.Module):
         Batch with left padding (``tokenizer.padding_side = "left"``). ``prefix``/``prefix_mask`` as in
         :meth:`forward`; beams and ``num_return_sequences`` are handled. Returns (B, T + new) token ids.
         """
-        if self.task != "causal-lm":
-            raise PrefixError(f"generate needs a causal language model; this one is a {self.task} model.")
+        if self.head != "causal-lm":
+            raise PrefixError(f"generate needs a causal language model; this one is a {self.head} model.")
         input_ids, attention_mask = to_model_device(self, input_ids, attention_mask)  # inputs follow the model
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -191,9 +191,8 @@ class PrefixTunedModel(nn.Module):
         """Write ``prefix.safetensors`` (prefix + head) and ``tutorlib_checkpoint.json`` (base model name,
         architecture, shapes) into ``folder``; returns the paths written."""
         tensors = self.checkpoint_tensors()
-        num_labels = self.model.head.out_features if isinstance(self.model, SequenceClassifier) else None
-        info = {"method": self.method, "model_name": self.model_name, "architecture": self.shape.architecture,
-                "task": self.task, "num_labels": num_labels, "prefix_length": self.prefix_length,
+        info = {"method": self.method, "model_name": self.model_name, **checkpoints.base_model_facts(self.model),
+                "prefix_length": self.prefix_length,
                 "layers": self.shape.layers, "kv_heads": self.shape.kv_heads, "head_dim": self.shape.head_dim,
                 "positions_after_prefix": self.positions_after_prefix,
                 "trained_reparameterised": self.prefix_encoder.reparameterise}
@@ -204,9 +203,7 @@ class PrefixTunedModel(nn.Module):
         """Rebuild a saved prefix-tuned model. ``model``: the frozen base (a fresh one is loaded by the
         recorded name when omitted). The prefix comes back as a direct parameter."""
         info, tensors = checkpoints.read_tensors(folder, checkpoints.PREFIX_FILE, expect_method=cls.method)
-        if model is None:
-            model, _ = load_model(checkpoints.require_model_name(info), task=info["task"],
-                                  num_labels=info.get("num_labels") or 2)
+        model = checkpoints.base_model_for(info, model)
         shape = prefix_shape(pretrained_part(model).config)
         if shape.tensor_shape(info["prefix_length"]) != tuple(tensors["prefix"].shape):
             raise PrefixError(f"This checkpoint's prefix {tuple(tensors['prefix'].shape)} was trained on "
@@ -218,8 +215,9 @@ class PrefixTunedModel(nn.Module):
             own = dict(tuned.model.named_parameters())
             for key, value in tensors.items():
                 if key.removeprefix("model.") not in own:
-                    raise PrefixError(f"The checkpoint holds {key!r}, which this model does not have: it was "
-                                      f"saved from a {info['task']} model with {info.get('num_labels')} labels.")
+                    raise PrefixError(f"The checkpoint holds {key!r}, which this model does not have: it was saved "
+                                      f"from a {checkpoints.recorded_head(info)} model with {info.get('num_labels')} "
+                                      f"labels.")
                 own[key.removeprefix("model.")].copy_(value)
         return tuned
 
