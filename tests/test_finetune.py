@@ -56,6 +56,21 @@ def test_checkpoint_round_trip_gives_identical_logits(name, tmp_path):
             torch.testing.assert_close(loaded.eval()(**batch).logits, tuned(**batch).logits, atol=0, rtol=0)
 
 
+def test_checkpoint_records_the_head_and_reads_one_that_called_it_task(tmp_path):
+    prepare_full_finetuning(load_model("tiny-bert", num_labels=3)[0], model_name="tiny-bert").save_checkpoint(tmp_path)
+    info_file = tmp_path / "tutorlib_checkpoint.json"
+    info = json.loads(info_file.read_text())
+    assert (info["head"], info["num_labels"]) == ("classification", 3) and "task" not in info
+    info["task"] = info.pop("head")  # how checkpoints written before the word "head" record it
+    info_file.write_text(json.dumps(info))
+    loaded = load_checkpoint(tmp_path)
+    assert (loaded.head, loaded.model.head.out_features) == ("classification", 3)
+    del info["task"]
+    info_file.write_text(json.dumps(info))
+    with pytest.raises(CheckpointError, match="does not record its model's head"):
+        load_checkpoint(tmp_path)
+
+
 def test_full_checkpoint_is_far_larger_than_a_prefix_checkpoint(tmp_path):
     full = prepare_full_finetuning(load_model("tiny-gpt2")[0]).save_checkpoint(tmp_path / "full")
     prefix = attach_prefix(load_model("tiny-gpt2")[0], 10).save_checkpoint(tmp_path / "prefix")
