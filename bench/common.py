@@ -130,7 +130,7 @@ def classification_batch(vocab: int, batch_size: int, seq_len: int, seed: int = 
 
 def batch_for(model, batch_size: int, seq_len: int, seed: int = 0) -> dict:
     """The right kind of random batch for a causal LM or a classifier."""
-    from tutorlib.loading.models import pretrained_part, head_of
+    from tutorlib.loading.models import head_of, pretrained_part
 
     vocab = pretrained_part(model).config.vocab_size
     maker = lm_batch if head_of(model) == "causal-lm" else classification_batch

@@ -15,7 +15,7 @@ from __future__ import annotations
 import common
 from common import say
 
-from tutorlib.loading.models import pretrained_part, head_of
+from tutorlib.loading.models import head_of, pretrained_part
 from tutorlib.methods.full import prepare_full_finetuning
 from tutorlib.methods.lora import DEFAULT_TARGETS, attach_lora
 from tutorlib.methods.prompt import attach_prompt

@@ -16,7 +16,7 @@ import tempfile
 import common
 from common import say
 
-from tutorlib.loading.models import pretrained_part, head_of
+from tutorlib.loading.models import head_of, pretrained_part
 from tutorlib.methods.checkpoints import checkpoint_bytes
 from tutorlib.methods.full import prepare_full_finetuning
 from tutorlib.methods.prefix.model import attach_prefix

@@ -49,17 +49,17 @@ def global_batches(vocab: int, kind: str, count: int = 2) -> list[dict]:
 
 
 def train_prefix():
-    """Prefix tuning of tiny-gpt2, 5 steps -> (the trained method, its trainable tensors by name)."""
+    """Prefix tuning of tiny-gpt2, 5 steps -> (the trained model, its trainable tensors by name)."""
     from tutorlib.loading.models import load_model
     from tutorlib.methods.prefix.model import attach_prefix
     from tutorlib.training.loop import TrainConfig, train
 
     model, _ = load_model("tiny-gpt2")
-    method = without_dropout(attach_prefix(model, 4, seed=0))
+    tuned = without_dropout(attach_prefix(model, 4, seed=0))
     batches = global_batches(model.config.vocab_size, "lm")
-    history = train(method, batches, TrainConfig(steps=5, lr=1e-2, warmup=0.2, device="cpu"), progress=False)
-    trained = {name: p.detach().clone() for name, p in method.named_parameters() if p.requires_grad}
-    return method, trained, history
+    history = train(tuned, batches, TrainConfig(steps=5, lr=1e-2, warmup=0.2, device="cpu"), progress=False)
+    trained = {name: p.detach().clone() for name, p in tuned.named_parameters() if p.requires_grad}
+    return tuned, trained, history
 
 
 def train_full_step():
@@ -69,10 +69,10 @@ def train_full_step():
     from tutorlib.training.loop import TrainConfig, train
 
     model, _ = load_model("tiny-bert", head="classification")
-    method = prepare_full_finetuning(without_dropout(model), model_name="tiny-bert")
+    tuned = prepare_full_finetuning(without_dropout(model), model_name="tiny-bert")
     batches = global_batches(model.encoder.config.vocab_size, "cls", count=1)
-    history = train(method, batches, TrainConfig(steps=1, lr=1e-3, warmup=0, device="cpu"), progress=False)
-    return {name: p.detach().clone() for name, p in method.state_dict().items()}, history
+    history = train(tuned, batches, TrainConfig(steps=1, lr=1e-3, warmup=0, device="cpu"), progress=False)
+    return {name: p.detach().clone() for name, p in tuned.state_dict().items()}, history
 
 
 COMPARE_ARGS = ["compare", "--task", "sentiment", "--model", "tiny-bert", "--fast", "--steps", "4",
@@ -105,12 +105,12 @@ def main(out: str, compare_out: str) -> None:
     from tutorlib.training.loop import TrainConfig, train
 
     assert process_count() == PROCESSES
-    method, prefix, prefix_history = train_prefix()
-    assert type(method) is PrefixTunedModel  # the DDP wrapper is gone: the method can generate and serve
-    ids = global_batches(method.model.config.vocab_size, "lm")[0]["input_ids"][:2, :3]
-    generated = method.generate(ids, max_new_tokens=2, do_sample=False)
-    bank = PrefixBank(method)
-    bank.add("trained", method)
+    tuned, prefix, prefix_history = train_prefix()
+    assert type(tuned) is PrefixTunedModel  # the DDP wrapper is gone: the model can generate and serve
+    ids = global_batches(tuned.model.config.vocab_size, "lm")[0]["input_ids"][:2, :3]
+    generated = tuned.generate(ids, max_new_tokens=2, do_sample=False)
+    bank = PrefixBank(tuned)
+    bank.add("trained", tuned)
     served = bank(["trained", "trained"], input_ids=ids).logits
     full, full_history = train_full_step()
 
@@ -164,12 +164,12 @@ def two_processes(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def one_process():
-    """The same prefix training in this one process: (method, trained tensors, history)."""
+    """The same prefix training in this one process: (model, trained tensors, history)."""
     return train_prefix()
 
 
 def test_two_processes_train_the_same_prefix_as_one(two_processes, one_process):
-    method, prefix, history = one_process
+    tuned, prefix, history = one_process
     assert two_processes["processes"] == 2 and history.processes == 1
     assert sorted(two_processes["prefix"]) == sorted(prefix)
     for name, tensor in prefix.items():
@@ -186,10 +186,10 @@ def test_two_processes_make_the_same_full_fine_tuning_step(two_processes):
     assert two_processes["full_loss"] == pytest.approx(history.loss, rel=1e-5)
 
 
-def test_after_ddp_the_method_generates_and_serves(two_processes, one_process):
-    method, _, _ = one_process
-    ids = global_batches(method.model.config.vocab_size, "lm")[0]["input_ids"][:2, :3]
-    assert torch.equal(two_processes["generated"], method.generate(ids, max_new_tokens=2, do_sample=False))
+def test_after_ddp_the_model_generates_and_serves(two_processes, one_process):
+    tuned, _, _ = one_process
+    ids = global_batches(tuned.model.config.vocab_size, "lm")[0]["input_ids"][:2, :3]
+    assert torch.equal(two_processes["generated"], tuned.generate(ids, max_new_tokens=2, do_sample=False))
     assert two_processes["served"].shape[:2] == (2, 3)
 
 

@@ -44,7 +44,8 @@ def test_tiny_models_give_right_shapes(name, head):
 def test_default_heads():
     assert isinstance(load_model("tiny-bert")[0], SequenceClassifier)
     assert hasattr(load_model("tiny-gpt2")[0], "generate")
-    assert [models.head_of(load_model(name)[0]) for name in ("tiny-bert", "tiny-gpt2")] == ["classification", "causal-lm"]
+    heads = [models.head_of(load_model(name)[0]) for name in ("tiny-bert", "tiny-gpt2")]
+    assert heads == ["classification", "causal-lm"]
     assert models.head_of(load_model("tiny-llama", head="encoder")[0]) == "encoder"
 
 

@@ -117,7 +117,7 @@ def test_all_ignored_labels_are_caught_at_step_one():
 
 
 class ScaledLoss(nn.Module):
-    """A method whose loss is weight**2 x batch['scale']: a batch with scale=inf makes the loss inf."""
+    """A model whose loss is weight**2 x batch['scale']: a batch with scale=inf makes the loss inf."""
 
     def __init__(self):
         super().__init__()
@@ -130,19 +130,19 @@ class ScaledLoss(nn.Module):
 
 
 def test_inf_loss_step_is_not_applied():
-    method = ScaledLoss()
+    model = ScaledLoss()
     batches = [{"scale": torch.tensor(1.0)}] * 2 + [{"scale": torch.tensor(float("inf"))}]
     with pytest.raises(TrainingDiverged, match="loss is inf at step 3"):
-        train(method, batches, quiet(steps=5, lr=0.1, warmup=0), progress=False)
-    assert torch.equal(method.weight.detach(), method.seen[2])  # the weights after step 2
+        train(model, batches, quiet(steps=5, lr=0.1, warmup=0), progress=False)
+    assert torch.equal(model.weight.detach(), model.seen[2])  # the weights after step 2
 
 
 def test_eval_fn_called_at_the_right_steps_in_eval_mode():
     model, tok = load_model("tiny-gpt2")
     calls = []
 
-    def eval_fn(method):
-        calls.append((method.training, torch.is_grad_enabled()))
+    def eval_fn(evaluated):
+        calls.append((evaluated.training, torch.is_grad_enabled()))
         return {"calls": len(calls)}
 
     model.train()
@@ -229,11 +229,11 @@ def test_own_learning_rate_by_parameter_name():
     from tutorlib.training.loop import parameter_groups
 
     model, tok = load_model("tiny-bert", head="classification")
-    method = attach_prefix(model, 4, reparameterise=True)
+    tuned = attach_prefix(model, 4, reparameterise=True)
     config = quiet(steps=4, lr=1e-4, warmup=0, schedule="constant", lr_by_name={"model.head.": 1e-2})
-    groups = parameter_groups(method, config)
+    groups = parameter_groups(tuned, config)
     by_id = {id(p): g["lr"] for g in groups for p in g["params"]}
-    rates = {name: by_id[id(p)] for name, p in method.named_parameters() if p.requires_grad}
+    rates = {name: by_id[id(p)] for name, p in tuned.named_parameters() if p.requires_grad}
     assert rates == {name: 1e-2 if name.startswith("model.head.") else 1e-4 for name in rates}
     assert groups[0]["lr"] == 1e-4  # the rate the history records
     assert sum(len(g["params"]) for g in groups) == len(rates)  # each parameter in exactly one group
@@ -241,12 +241,12 @@ def test_own_learning_rate_by_parameter_name():
     moved = {}
     for name, extra in (("own", {"model.head.": 1e-2}), ("shared", None)):
         model, _ = load_model("tiny-bert", head="classification")
-        method = attach_prefix(model, 4, reparameterise=True)
-        before = method.model.head.weight.detach().clone()
-        history = train(method, [cls_batch(tok)], quiet(steps=3, lr=1e-4, warmup=0, schedule="constant",
+        tuned = attach_prefix(model, 4, reparameterise=True)
+        before = tuned.model.head.weight.detach().clone()
+        history = train(tuned, [cls_batch(tok)], quiet(steps=3, lr=1e-4, warmup=0, schedule="constant",
                                                           lr_by_name=extra), progress=False)
         assert history.lr == [1e-4] * 3
-        moved[name] = (method.model.head.weight.detach() - before).abs().max().item()
+        moved[name] = (tuned.model.head.weight.detach() - before).abs().max().item()
     assert moved["own"] > 20 * moved["shared"]
 
 

@@ -2,14 +2,14 @@
 
 :func:`tutorlib.training.loop.train` keeps only the step itself (forward, backward, clip, update); the rest
 hooks in here, the way ``transformers.TrainerCallback`` does in Hugging Face's Trainer. A callback overrides
-the hooks it needs; each gets the :class:`~tutorlib.training.loop.TrainingRun` (the method, optimizer,
+the hooks it needs; each gets the :class:`~tutorlib.training.loop.TrainingRun` (the model, optimizer,
 config and the History being filled)::
 
     class PrintLoss(TrainerCallback):
         def on_step_end(self, run, values):       # values: this step's numbers, before History.record
             print(values["step"], values["loss"])
 
-    train(method, batches, config, callbacks=[PrintLoss()])
+    train(model, batches, config, callbacks=[PrintLoss()])
 
 The loop always uses :func:`standard_callbacks` (energy, memory, progress bar, Ctrl-C) and then yours.
 """

@@ -8,8 +8,9 @@
     >>> len(history.loss)
     3
 
-A *method* is an ``nn.Module`` whose ``forward(**batch)`` returns something with ``.loss``; it trains
-exactly its parameters with ``requires_grad=True``: AdamW, warm-up then decay to 0, gradient clipping.
+The model to train is any ``nn.Module`` whose ``forward(**batch)`` returns something with ``.loss`` (a plain
+model, or one a method wrapped); the loop trains exactly its parameters with ``requires_grad=True``: AdamW,
+warm-up then decay to 0, gradient clipping.
 """
 
 from __future__ import annotations
@@ -215,16 +216,16 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]], config: TrainConfig | None = None,
+def train(model: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]], config: TrainConfig | None = None,
           *, eval_fn: Callable[[nn.Module], Mapping[str, float]] | None = None, progress: bool = True,
           callbacks: Sequence[TrainerCallback] = ()) -> History:
-    """Train the ``requires_grad`` parameters of ``method`` for ``config.steps`` updates; return the History.
+    """Train the ``requires_grad`` parameters of ``model`` for ``config.steps`` updates; return the History.
 
     ``train_batches``: a list or DataLoader (read again and again) of dicts of tensors, e.g. input_ids,
-    attention_mask, labels (B, T). ``eval_fn(method) -> {"metric": value}`` runs in eval mode without
+    attention_mask, labels (B, T). ``eval_fn(model) -> {"metric": value}`` runs in eval mode without
     gradients. Ctrl-C stops after the current step (twice: at once) and returns the history so far with
     ``interrupted=True``. A nan/inf loss or gradient raises :class:`TrainingDiverged` before it changes a
-    weight. The method stays on the device, in the train/eval mode it came in, without gradients.
+    weight. The model stays on the device, in the train/eval mode it came in, without gradients.
     ``callbacks``: your own :class:`~tutorlib.training.callbacks.TrainerCallback` s, called after the
     standard ones (energy, memory, progress bar, Ctrl-C).
 
@@ -232,16 +233,16 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
     accumulation (``config.accumulate`` batches per update) and, when several processes were launched
     (``accelerate launch``, ``torchrun``), DistributedDataParallel: each process takes its share of every
     batch (see :mod:`tutorlib.training.distributed`), so N processes take the same steps as one. The
-    method given is the one trained (the DDP wrapper is dropped at the end), ready for generation or saving.
+    model given is the one trained (the DDP wrapper is dropped at the end), ready for generation or saving.
     """
     config = config or TrainConfig()
-    run = TrainingRun.start(method, config)  # device, Accelerate, AdamW and its schedule, an empty History
+    run = TrainingRun.start(model, config)  # device, Accelerate, AdamW and its schedule, an empty History
     batches = run.batches_from(train_batches)  # cycled; with N processes, batches too small to share skipped
     history, optimizer = run.history, run.optimizer
     with Callbacks(run, [*standard_callbacks(config, progress, run.rank), *callbacks]) as hooks:
         if eval_fn is not None and config.eval_at_start:
             _evaluate(run, eval_fn, 0, hooks)
-        run.model.train()
+        run.prepared_model.train()
         for step in range(1, config.steps + 1):
             update_batches = [next(batches) for _ in range(config.batches_per_update)]
             with StepClock(run.device) as clock:
@@ -249,7 +250,7 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
                 loss, tokens = _forward_backward(run, update_batches)
                 _stop_if_not_finite(loss, "loss", step, lr, config, history)
                 if step == 1:
-                    _check_every_trainable_gets_a_gradient(method, run.processes)
+                    _check_every_trainable_gets_a_gradient(model, run.processes)
                 grad_norm = run.clip_gradients()
                 _stop_if_not_finite(grad_norm, "gradient norm", step, lr, config, history)
                 optimizer.step()
@@ -268,13 +269,14 @@ def train(method: nn.Module, train_batches: Iterable[Mapping[str, torch.Tensor]]
 
 @dataclass
 class TrainingRun:
-    """Everything one ``train()`` call sets up, for the loop and its callbacks: the ``method`` and ``model``
-    (the same module, or DDP around it with several processes), ``optimizer`` (Accelerate's wrapper around
+    """Everything one ``train()`` call sets up, for the loop and its callbacks: the ``model`` being trained and
+    ``prepared_model``, the one that runs the forward pass (the same module, or DDP around it with several
+    processes), ``optimizer`` (Accelerate's wrapper around
     ``adamw``) of the trainable ``params``, the learning-rate ``scheduler``, the ``accelerator``, ``device``,
     ``processes`` and this process's ``rank``, the ``config`` and the ``history`` being filled."""
 
-    method: nn.Module
     model: nn.Module
+    prepared_model: nn.Module
     params: list[nn.Parameter]
     adamw: torch.optim.Optimizer
     optimizer: torch.optim.Optimizer
@@ -290,28 +292,28 @@ class TrainingRun:
     stop_requested: bool = False
 
     @classmethod
-    def start(cls, method: nn.Module, config: TrainConfig) -> TrainingRun:
-        """Seed, place the method, build AdamW (:func:`parameter_groups`) and its schedule, let Accelerate
+    def start(cls, model: nn.Module, config: TrainConfig) -> TrainingRun:
+        """Seed, place the model, build AdamW (:func:`parameter_groups`) and its schedule, let Accelerate
         prepare both (mixed precision, DDP), and start an empty History."""
         started, processes = time.perf_counter(), process_count()
         device = resolve_device(config.device)
         accelerator = make_accelerator(config.precision, device)
         device = device if processes == 1 else accelerator.device  # launched: Accelerate's one device per process
         seed_everything(config.seed)
-        method.to(device)
-        params = [p for p in method.parameters() if p.requires_grad]
+        model.to(device)
+        params = [p for p in model.parameters() if p.requires_grad]
         if not params:
-            raise ValueError("The method has no trainable parameters (none has requires_grad=True): nothing to train.")
-        adamw = torch.optim.AdamW(parameter_groups(method, config), lr=config.lr, betas=config.betas)
+            raise ValueError("The model has no trainable parameters (none has requires_grad=True): nothing to train.")
+        adamw = torch.optim.AdamW(parameter_groups(model, config), lr=config.lr, betas=config.betas)
         # The schedule is stepped by hand, once per update: Accelerate's wrapper would step it once per process.
         scheduler = get_scheduler(SCHEDULES[config.schedule], adamw, num_warmup_steps=config.warmup_steps,
                                   num_training_steps=config.steps)
-        model, optimizer = accelerator.prepare(method, adamw)  # several processes: model is DDP(method)
-        history = History(device=str(device), trainable_params=count_parameters(method).trainable,
+        prepared_model, optimizer = accelerator.prepare(model, adamw)  # several processes: DDP(model)
+        history = History(device=str(device), trainable_params=count_parameters(model).trainable,
                           config=asdict(config), processes=processes, mixed_precision=config.precision,
                           batches_per_update=config.batches_per_update)
-        return cls(method, model, params, adamw, optimizer, scheduler, accelerator, device, processes, process_index(),
-                   config, history, method.training, started)
+        return cls(model, prepared_model, params, adamw, optimizer, scheduler, accelerator, device, processes,
+                   process_index(), config, history, model.training, started)
 
     def batches_from(self, train_batches: Iterable) -> Iterator:
         """The batches forever (:func:`_cycle`), without the global batches too small to give every process a row."""
@@ -328,15 +330,15 @@ class TrainingRun:
             self.scheduler.step()
 
     def finish(self) -> None:
-        """Leave the method as ``train()`` promises: no gradients, plain forward, its train/eval mode, and
+        """Leave the model as ``train()`` promises: no gradients, plain forward, its train/eval mode, and
         AdamW's moments freed now (not whenever Python's garbage collector next runs)."""
         self.optimizer.zero_grad(set_to_none=True)
         self.adamw.state.clear()  # the moments: 2 x 4 bytes per trainable parameter
-        self.accelerator.unwrap_model(self.model, keep_fp32_wrapper=False)  # mixed precision: the plain forward
+        self.accelerator.unwrap_model(self.prepared_model, keep_fp32_wrapper=False)  # mixed precision: plain forward
         if self.device.type == "cuda":
             torch.cuda.empty_cache()  # give the cached blocks back, for the next run's "does it fit" check
         release_accelerator()
-        self.method.train(self.was_training)
+        self.model.train(self.was_training)
         self.history.total_seconds = time.perf_counter() - self.started
 
 
@@ -345,7 +347,7 @@ def _forward_backward(run: TrainingRun, batches: list[Mapping]) -> tuple[float, 
     runs its share of each global batch, each loss divided by ``len(batches)`` so that the gradients add up
     to the mean's. Gradients are averaged across processes only at the last batch (``no_sync`` before).
     Returns (the mean loss over the batches and the processes, the real tokens of the global batches)."""
-    model, accelerator, processes = run.model, run.accelerator, run.processes
+    model, accelerator, processes = run.prepared_model, run.accelerator, run.processes
     losses, tokens, accumulate = [], 0, len(batches)
     for micro, batch in enumerate(batches):
         tokens += _count_tokens(batch)  # the global batch's: the same on every process
@@ -355,7 +357,7 @@ def _forward_backward(run: TrainingRun, batches: list[Mapping]) -> tuple[float, 
         with contextlib.nullcontext() if last else accelerator.no_sync(model):
             loss = getattr(model(**share), "loss", None)  # a scalar tensor
             if loss is None:
-                raise ValueError("method(**batch) returned no .loss: does each batch have 'labels'? "
+                raise ValueError("model(**batch) returned no .loss: does each batch have 'labels'? "
                                  "(token ids (B, T) for a language model, class ids (B,) for a classifier)")
             losses.append(loss.detach().float())
             accelerator.backward(loss / accumulate)
@@ -368,12 +370,12 @@ def _forward_backward(run: TrainingRun, batches: list[Mapping]) -> tuple[float, 
 # ----------------------------------------------------------------------------- the loop's helpers
 
 
-def parameter_groups(method: nn.Module, config: TrainConfig) -> list[dict]:
+def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     """AdamW's parameter groups: one per (learning rate, weight decay). Biases and norms (1-D tensors) get no
     decay; a parameter whose name starts with a key of ``config.lr_by_name`` gets that rate (longest key
     wins). The first group always holds ``config.lr``: it is the rate the history records."""
     rates = dict(config.lr_by_name or {})
-    named = [(name, p) for name, p in method.named_parameters() if p.requires_grad]
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     unmatched = [key for key in rates if not any(name.startswith(key) for name, _ in named)]
     if unmatched:
         raise ValueError(f"lr_by_name has {unmatched} but no trainable parameter's name starts with it; "
@@ -425,11 +427,11 @@ def _stop_if_not_finite(value: float, what: str, step: int, lr: float, config: T
                            f"(learning rate {lr:.2e}). {where}\nWhat to try:\n  - {advice}", step, history)
 
 
-def _check_every_trainable_gets_a_gradient(method: nn.Module, processes: int) -> None:
+def _check_every_trainable_gets_a_gradient(model: nn.Module, processes: int) -> None:
     """Warn about trainable tensors the loss does not use; with several processes stop instead: DDP
     (without ``find_unused_parameters``, which costs a graph walk every step) would wait for their
     gradients forever at the next step."""
-    unused = [(name, p.numel()) for name, p in method.named_parameters() if p.requires_grad and p.grad is None]
+    unused = [(name, p.numel()) for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
     if not unused:
         return
     message = (f"{len(unused)} trainable tensors ({sum(n for _, n in unused):,} parameters, e.g. {unused[0][0]}) "
@@ -443,12 +445,12 @@ def _check_every_trainable_gets_a_gradient(method: nn.Module, processes: int) ->
 
 def _evaluate(run: TrainingRun, eval_fn: Callable, step: int, hooks: Callbacks) -> None:
     """Run ``eval_fn`` in eval mode without gradients, record its metrics, go back to train mode."""
-    run.method.eval()
+    run.model.eval()
     try:
         with torch.no_grad():
-            metrics = eval_fn(run.method)
+            metrics = eval_fn(run.model)
     finally:
-        run.method.train()
+        run.model.train()
     if not isinstance(metrics, Mapping):
         raise TypeError(f"eval_fn must return a dict such as {{'accuracy': 0.8}}, got {type(metrics).__name__}.")
     run.history.evals.append({"step": step, **{name: float(value) for name, value in metrics.items()}})

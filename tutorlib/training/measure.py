@@ -338,14 +338,14 @@ class RunCost:
         return asdict(self)
 
 
-def run_cost(history, method: nn.Module, checkpoint_paths: Iterable[str | os.PathLike] | None = None, *,
+def run_cost(history, model: nn.Module, checkpoint_paths: Iterable[str | os.PathLike] | None = None, *,
              energy: EnergyEstimate | None = None, warmup_steps: int = 2, name: str = "") -> RunCost:
-    """Summarise a run from its ``history`` (:func:`tutorlib.training.loop.train`), the trained ``method``, the
-    paths ``method.save_checkpoint(folder)`` returned, and ``energy`` (default: ``history.energy``)."""
+    """Summarise a run from its ``history`` (:func:`tutorlib.training.loop.train`), the trained ``model``, the
+    paths ``model.save_checkpoint(folder)`` returned, and ``energy`` (default: ``history.energy``)."""
     timing = summarize_step_times(history.seconds, history.tokens, warmup_steps)
     energy = energy or history.energy
     peak = max(history.peak_memory_mb)
-    counted = count_parameters(method)
+    counted = count_parameters(model)
     return RunCost(
         name=name, device=history.device, steps=len(history.loss), median_step_seconds=timing.median_s,
         tokens_per_second=timing.tokens_per_s, train_seconds=sum(history.seconds), peak_memory_mb=peak,
