@@ -4,7 +4,7 @@ holds A and B alone, and the comparison shows it beside the other methods withou
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from tutorlib.loading.architectures import sizes_of
 from tutorlib.loading.models import load_model, pretrained_part
@@ -105,6 +105,10 @@ def test_checkpoint_is_A_and_B_alone_and_round_trips_through_the_registry(name, 
     with pytest.raises(LoRAError, match="trained on"):  # another family's model does not take it
         LoRATunedModel.load_checkpoint(tmp_path, load_model("tiny-llama" if name == "tiny-gpt2" else "tiny-bert",
                                                             seed=0, num_labels=3)[0])
+    one_layer_less = {k: v for k, v in stored.items() if "layer.1." not in k and ".h.1." not in k}
+    save_file(one_layer_less, str(tmp_path / "lora.safetensors"))
+    with pytest.raises(LoRAError, match=r"lacks '.*\.1\..*lora_A', which this model has .* trained on " + name):
+        load_checkpoint(tmp_path, load_model(name)[0])  # a checkpoint with one layer's update missing
 
 
 def test_mistakes_get_clear_errors():

@@ -100,6 +100,35 @@ def test_checkpoint_is_the_prompt_alone_and_round_trips(tmp_path):
     tuned.eval(), loaded.eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded(**batch).logits, tuned(**batch).logits)
+    another_size = r"head\.(weight|bias) has shape \(2,.*does not fit this model.s \(3,.*tiny-bert with 2 labels"
+    with pytest.raises(PromptError, match=another_size):
+        load_checkpoint(tmp_path, load_model("tiny-bert", num_labels=3)[0])  # a head of another size
+    with pytest.raises(PromptError, match="holds 'head.bias', which this model does not have"):
+        load_checkpoint(tmp_path, load_model("tiny-bert", head="encoder")[0])  # no head at all
+
+
+@pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-llama"])
+def test_prompt_and_prefix_read_the_same_start_text(name):
+    """One reading of the start text for both: a prompt's vectors are the embeddings of the very tokens whose
+    keys/values start the prefix, as a string with its tokenizer or as the ids themselves."""
+    from tutorlib.methods import start_text
+    from tutorlib.methods.prefix.encoder import words_prefix
+    from tutorlib.methods.prefix.model import PrefixError, attach_prefix
+
+    model, tok = load_model(name)
+    ids = start_text.start_token_ids("great film", tok)
+    assert ids == tok("great film", add_special_tokens=False)["input_ids"] and len(ids) == 10
+    assert start_text.start_token_ids(torch.tensor(ids)) == ids and start_text.start_token_ids(None) is None
+    prompt = attach_prompt(load_model(name)[0], 10, init="words", init_text="great film", tokenizer=tok)
+    torch.testing.assert_close(prompt.prompt, model.get_input_embeddings().weight[torch.tensor(ids)])
+    prefix = attach_prefix(load_model(name)[0], 10, init="words", init_text=ids)
+    torch.testing.assert_close(prefix.export_prefix(), words_prefix(load_model(name)[0], ids, 10))
+    for attach, error, words in ((attach_prompt, PromptError, "token embeddings start the prompt"),
+                                 (attach_prefix, PrefixError, "keys/values start the prefix")):
+        with pytest.raises(error, match=f"needs init_text .and tokenizer=.: the text whose {words}"):
+            attach(load_model(name)[0], 4, init="words", init_text="", tokenizer=tok)
+        with pytest.raises(error, match="pass tokenizer= as well"):
+            attach(load_model(name)[0], 4, init="words", init_text="great")
 
 
 def test_mistakes_get_clear_errors():

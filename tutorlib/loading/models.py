@@ -159,6 +159,14 @@ def pretrained_part(model: nn.Module) -> nn.Module:
     return model.encoder if isinstance(model, SequenceClassifier) else model
 
 
+def head_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """A SequenceClassifier's new head, ``{"head.weight": (num_labels, hidden), "head.bias": (num_labels,)}``; {} for
+    any other model (a language model's output layer is pretrained, not new)."""
+    if not isinstance(model, SequenceClassifier):
+        return {}
+    return {f"head.{name}": p for name, p in model.head.named_parameters()}
+
+
 def head_of(model: nn.Module) -> str:
     """The head of a loaded model (one of :data:`HEADS`): "classification" (a SequenceClassifier), "causal-lm"
     (it has a language-model head) or "encoder" (no head)."""

@@ -131,6 +131,51 @@ def base_model_for(info: dict, model: torch.nn.Module | None = None) -> torch.nn
     return load_model(require_model_name(info), head=recorded_head(info), num_labels=info.get("num_labels") or 2)[0]
 
 
+def save_trained(folder, tuned: torch.nn.Module, filename: str, **facts) -> list[Path]:
+    """Save what a method trained on a frozen model: ``tuned.checkpoint_tensors()`` into ``folder/filename``, and
+    what rebuilds it (its method, the base model's name, head, architecture and labels, and the method's own
+    ``facts``, e.g. ``rank=8``) into the JSON; returns the two paths."""
+    info = {"method": tuned.method, "model_name": tuned.model_name, **base_model_facts(tuned.model), **facts}
+    return save_tensors(folder, tuned.checkpoint_tensors(), info, filename)
+
+
+def read_trained(folder, filename: str, method: str,
+                 model: torch.nn.Module | None = None) -> tuple[dict, dict[str, torch.Tensor], torch.nn.Module]:
+    """(info, tensors, base model) of a checkpoint :func:`save_trained` wrote for ``method``; the base model is
+    ``model``, or else the one the checkpoint records, loaded by its name, head and labels."""
+    info, tensors = read_tensors(folder, filename, expect_method=method)
+    return info, tensors, base_model_for(info, model)
+
+
+def copy_into(own: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], info: dict, *, complete: bool = True,
+              error: type[Exception] = CheckpointError) -> None:
+    """Copy each checkpoint tensor into the model's tensor of the same name.
+
+    Args:
+        own: name -> the model's parameter, named as the checkpoint names it (e.g. ``head.weight``).
+        tensors: name -> the saved tensor. Each must have its parameter in ``own``, of the same shape.
+        info: the checkpoint's facts (:func:`read_info`), to say which model it was trained on.
+        complete: every parameter of ``own`` must be in the checkpoint too (False: ``own`` may hold more).
+        error: the exception class to raise, the calling method's own.
+    """
+    trained_on = info.get("model_name") or "another model"
+    if info.get("num_labels"):
+        trained_on += f" with {info['num_labels']} labels"
+    unknown = sorted(set(tensors) - set(own))
+    missing = sorted(set(own) - set(tensors)) if complete else []
+    if unknown or missing:
+        what = (f"holds {unknown[0]!r}, which this model does not have" if unknown
+                else f"lacks {missing[0]!r}, which this model has")
+        raise error(f"The checkpoint {what} ({len(tensors)} saved tensors, {len(own)} in the model): it was "
+                    f"trained on {trained_on}; load that model.")
+    with torch.no_grad():
+        for key, value in tensors.items():
+            if own[key].shape != value.shape:
+                raise error(f"The checkpoint's {key} has shape {tuple(value.shape)}, which does not fit this model's "
+                            f"{tuple(own[key].shape)}: it was trained on {trained_on}; load that model.")
+            own[key].copy_(value)
+
+
 def checkpoint_bytes(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> int:
     """Bytes on disk of the given files; a folder counts every file inside it."""
     total = 0

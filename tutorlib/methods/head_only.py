@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from tutorlib.loading.architectures import model_name_of
-from tutorlib.loading.models import SequenceClassifier
+from tutorlib.loading.models import SequenceClassifier, head_parameters
 from tutorlib.methods import checkpoints
 from tutorlib.methods.registry import Method, MethodSetup, register
 
@@ -54,30 +54,19 @@ class HeadOnlyModel(nn.Module):
 
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
         """What a checkpoint stores: the head's weight (num_labels, hidden) and bias (num_labels,)."""
-        return {f"head.{name}": p.detach() for name, p in self.model.head.named_parameters()}
+        return {name: p.detach() for name, p in head_parameters(self.model).items()}
 
     def save_checkpoint(self, folder) -> list[Path]:
         """Write ``head.safetensors`` and ``tutorlib_checkpoint.json`` (base model name, labels); returns the paths."""
-        info = {"method": self.method, "model_name": self.model_name, **checkpoints.base_model_facts(self.model)}
-        return checkpoints.save_tensors(folder, self.checkpoint_tensors(), info, HEAD_FILE)
+        return checkpoints.save_trained(folder, self, HEAD_FILE)
 
     @classmethod
     def load_checkpoint(cls, folder, model: nn.Module | None = None) -> HeadOnlyModel:
         """Rebuild a saved head-only model. ``model``: the base SequenceClassifier (a fresh one is loaded by
         the recorded name when omitted); its head is replaced by the saved one."""
-        info, tensors = checkpoints.read_tensors(folder, HEAD_FILE, expect_method=cls.method)
-        model = checkpoints.base_model_for(info, model)
+        info, tensors, model = checkpoints.read_trained(folder, HEAD_FILE, cls.method, model)
         tuned = prepare_head_only(model, model_name=info["model_name"])
-        own = dict(tuned.model.head.named_parameters())
-        with torch.no_grad():
-            for key, value in tensors.items():
-                name = key.removeprefix("head.")
-                if name not in own or own[name].shape != value.shape:
-                    raise checkpoints.CheckpointError(
-                        f"The checkpoint's {key} {tuple(value.shape)} does not fit this model's head "
-                        f"({tuple(own[name].shape) if name in own else 'none'}): it was trained on "
-                        f"{info['model_name'] or 'another model'} with {info['num_labels']} labels.")
-                own[name].copy_(value)
+        checkpoints.copy_into(head_parameters(model), tensors, info)
         return tuned
 
 

@@ -38,7 +38,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from tutorlib.loading.architectures import model_name_of
-from tutorlib.loading.models import SequenceClassifier, pretrained_part
+from tutorlib.loading.models import SequenceClassifier, head_parameters, pretrained_part
 from tutorlib.methods import checkpoints
 from tutorlib.methods.full import FullFineTunedModel
 from tutorlib.methods.registry import Method, MethodSetup, register
@@ -163,44 +163,27 @@ class LoRATunedModel(FullFineTunedModel):
         for name, layer in self.lora_layers().items():
             tensors[f"{name}.lora_A"] = layer.lora_A.detach()
             tensors[f"{name}.lora_B"] = layer.lora_B.detach()
-        if isinstance(self.model, SequenceClassifier):
-            tensors.update({f"head.{n}": p.detach() for n, p in self.model.head.named_parameters()})
-        return tensors
+        return {**tensors, **{n: p.detach() for n, p in head_parameters(self.model).items()}}
 
     def save_checkpoint(self, folder) -> list[Path]:
         """Write ``lora.safetensors`` (A, B, a classifier's head) and ``tutorlib_checkpoint.json``; returns the
         paths."""
-        info = {"method": self.method, "model_name": self.model_name, **checkpoints.base_model_facts(self.model),
-                "targets": list(self.targets), "rank": self.rank, "alpha": self.alpha, "dropout": self.dropout}
-        return checkpoints.save_tensors(folder, self.checkpoint_tensors(), info, LORA_FILE)
+        return checkpoints.save_trained(folder, self, LORA_FILE, targets=list(self.targets), rank=self.rank,
+                                        alpha=self.alpha, dropout=self.dropout)
 
     @classmethod
     def load_checkpoint(cls, folder, model: nn.Module | None = None) -> LoRATunedModel:
         """Rebuild a saved LoRA model (unmerged). ``model``: the frozen base (a fresh one is loaded by the
         recorded name when omitted)."""
-        info, tensors = checkpoints.read_tensors(folder, LORA_FILE, expect_method=cls.method)
-        model = checkpoints.base_model_for(info, model)
+        info, tensors, model = checkpoints.read_trained(folder, LORA_FILE, cls.method, model)
         family = pretrained_part(model).config.model_type
         if family != info["architecture"]:
             raise LoRAError(f"The checkpoint in {folder} was trained on {info['model_name'] or 'a model'} "
                             f"({info['architecture']}); this model is a {family}: load the model it was trained on.")
         tuned = attach_lora(model, rank=info["rank"], alpha=info["alpha"], targets=tuple(info["targets"]),
                             dropout=info["dropout"], model_name=info["model_name"])
-        own = {**{f"{n}.{k}": getattr(layer, k) for n, layer in tuned.lora_layers().items()
-                  for k in ("lora_A", "lora_B")},
-               **({f"head.{n}": p for n, p in tuned.model.head.named_parameters()}
-                  if isinstance(tuned.model, SequenceClassifier) else {})}
-        if set(own) != set(tensors):
-            raise LoRAError(f"The checkpoint in {folder} holds {len(tensors)} tensors that do not match this "
-                            f"model's {len(own)} (e.g. {sorted(set(tensors) ^ set(own))[0]!r}): it was trained on "
-                            f"{info['model_name'] or 'another model'}; load that model.")
-        with torch.no_grad():
-            for key, value in tensors.items():
-                if own[key].shape != value.shape:
-                    trained_on = info["model_name"] or "another model"
-                    raise LoRAError(f"The checkpoint's {key} {tuple(value.shape)} does not fit this model "
-                                    f"({tuple(own[key].shape)}): it was trained on {trained_on}.")
-                own[key].copy_(value)
+        own = {f"{n}.{k}": getattr(layer, k) for n, layer in tuned.lora_layers().items() for k in ("lora_A", "lora_B")}
+        checkpoints.copy_into({**own, **head_parameters(tuned.model)}, tensors, info, error=LoRAError)
         return tuned
 
 

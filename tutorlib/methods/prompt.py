@@ -43,11 +43,12 @@ import torch
 from torch import nn
 
 from tutorlib.loading.architectures import model_name_of, sizes_of
-from tutorlib.loading.models import SequenceClassifier, head_of, pretrained_part
+from tutorlib.loading.models import SequenceClassifier, head_of, head_parameters, pretrained_part
 from tutorlib.methods import checkpoints
 from tutorlib.methods.devices import to_model_device
 from tutorlib.methods.prefix.model import positions_from_mask
 from tutorlib.methods.registry import Method, MethodSetup, register
+from tutorlib.methods.start_text import start_token_ids
 
 PROMPT_FILE = "prompt.safetensors"
 
@@ -179,35 +180,19 @@ class PromptTunedModel(nn.Module):
     # ---------------------------------------------------------------- keeping the result
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
         """What a checkpoint stores: ``prompt`` (P, d) and a classifier's head; the model is not stored."""
-        tensors = {"prompt": self.prompt.detach()}
-        if isinstance(self.model, SequenceClassifier):
-            tensors.update({f"head.{n}": p.detach() for n, p in self.model.head.named_parameters()})
-        return tensors
+        return {"prompt": self.prompt.detach(), **{n: p.detach() for n, p in head_parameters(self.model).items()}}
 
     def save_checkpoint(self, folder) -> list[Path]:
         """Write ``prompt.safetensors`` and ``tutorlib_checkpoint.json``; returns the paths."""
-        info = {"method": self.method, "model_name": self.model_name, **checkpoints.base_model_facts(self.model),
-                "prompt_length": self.prompt_length}
-        return checkpoints.save_tensors(folder, self.checkpoint_tensors(), info, PROMPT_FILE)
+        return checkpoints.save_trained(folder, self, PROMPT_FILE, prompt_length=self.prompt_length)
 
     @classmethod
     def load_checkpoint(cls, folder, model: nn.Module | None = None) -> PromptTunedModel:
         """Rebuild a saved prompt-tuned model. ``model``: the frozen base (a fresh one is loaded by the
         recorded name when omitted)."""
-        info, tensors = checkpoints.read_tensors(folder, PROMPT_FILE, expect_method=cls.method)
-        model = checkpoints.base_model_for(info, model)
+        info, tensors, model = checkpoints.read_trained(folder, PROMPT_FILE, cls.method, model)
         tuned = attach_prompt(model, info["prompt_length"], init=tensors.pop("prompt"), model_name=info["model_name"])
-        if isinstance(tuned.model, SequenceClassifier):
-            own = dict(tuned.model.head.named_parameters())
-            with torch.no_grad():
-                for key, value in tensors.items():
-                    name = key.removeprefix("head.")
-                    if name not in own or own[name].shape != value.shape:
-                        raise PromptError(f"The checkpoint's {key} {tuple(value.shape)} does not fit this model's "
-                                          "head: "
-                                          f"it was trained on {info['model_name'] or 'another model'} with "
-                                          f"{info.get('num_labels')} labels.")
-                    own[name].copy_(value)
+        checkpoints.copy_into(head_parameters(tuned.model), tensors, info, error=PromptError)
         return tuned
 
 
@@ -225,15 +210,8 @@ def _initial_prompt(embedding: nn.Embedding, prompt_length: int, init, init_text
         return weight[ids.to(weight.device)].clone()
     if init != "words":
         raise PromptError(f"init must be 'vocab', 'words' or a (P, d) tensor; got {init!r}.")
-    ids = init_text
-    if isinstance(init_text, str):
-        if tokenizer is None:
-            raise PromptError("init_text is a string: pass tokenizer= as well (or pass token ids).")
-        ids = tokenizer(init_text, add_special_tokens=False)["input_ids"]
-    if not ids:
-        raise PromptError("init='words' needs init_text (and tokenizer=): the text whose token embeddings "
-                          "start the prompt, e.g. a few words describing the task.")
-    ids = torch.as_tensor(list(ids) * -(-prompt_length // len(ids)))[:prompt_length]  # repeated to fill P
+    ids = start_token_ids(init_text, tokenizer, error=PromptError, needed_for="token embeddings start the prompt")
+    ids = torch.as_tensor(ids * -(-prompt_length // len(ids)))[:prompt_length]  # repeated to fill P
     return weight[ids.to(weight.device)].clone()
 
 

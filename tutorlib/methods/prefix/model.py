@@ -40,6 +40,7 @@ from tutorlib.methods.prefix.encoder import (
     words_prefix,
 )
 from tutorlib.methods.registry import Method, MethodSetup, register
+from tutorlib.methods.start_text import start_token_ids
 
 
 class PrefixError(ValueError):
@@ -190,20 +191,17 @@ class PrefixTunedModel(nn.Module):
     def save_checkpoint(self, folder) -> list[Path]:
         """Write ``prefix.safetensors`` (prefix + head) and ``tutorlib_checkpoint.json`` (base model name,
         architecture, shapes) into ``folder``; returns the paths written."""
-        tensors = self.checkpoint_tensors()
-        info = {"method": self.method, "model_name": self.model_name, **checkpoints.base_model_facts(self.model),
-                "prefix_length": self.prefix_length,
-                "layers": self.shape.layers, "kv_heads": self.shape.kv_heads, "head_dim": self.shape.head_dim,
-                "positions_after_prefix": self.positions_after_prefix,
-                "trained_reparameterised": self.prefix_encoder.reparameterise}
-        return checkpoints.save_tensors(folder, tensors, info, checkpoints.PREFIX_FILE)
+        return checkpoints.save_trained(
+            folder, self, checkpoints.PREFIX_FILE, prefix_length=self.prefix_length, layers=self.shape.layers,
+            kv_heads=self.shape.kv_heads, head_dim=self.shape.head_dim,
+            positions_after_prefix=self.positions_after_prefix,
+            trained_reparameterised=self.prefix_encoder.reparameterise)
 
     @classmethod
     def load_checkpoint(cls, folder, model: nn.Module | None = None) -> PrefixTunedModel:
         """Rebuild a saved prefix-tuned model. ``model``: the frozen base (a fresh one is loaded by the
         recorded name when omitted). The prefix comes back as a direct parameter."""
-        info, tensors = checkpoints.read_tensors(folder, checkpoints.PREFIX_FILE, expect_method=cls.method)
-        model = checkpoints.base_model_for(info, model)
+        info, tensors, model = checkpoints.read_trained(folder, checkpoints.PREFIX_FILE, cls.method, model)
         shape = prefix_shape(pretrained_part(model).config)
         if shape.tensor_shape(info["prefix_length"]) != tuple(tensors["prefix"].shape):
             raise PrefixError(f"This checkpoint's prefix {tuple(tensors['prefix'].shape)} was trained on "
@@ -211,14 +209,8 @@ class PrefixTunedModel(nn.Module):
                               f"({shape.tensor_shape(info['prefix_length'])}).")
         tuned = attach_prefix(model, info["prefix_length"], init=tensors.pop("prefix"),
                               positions_after_prefix=info["positions_after_prefix"], model_name=info["model_name"])
-        with torch.no_grad():
-            own = dict(tuned.model.named_parameters())
-            for key, value in tensors.items():
-                if key.removeprefix("model.") not in own:
-                    raise PrefixError(f"The checkpoint holds {key!r}, which this model does not have: it was saved "
-                                      f"from a {checkpoints.recorded_head(info)} model with {info.get('num_labels')} "
-                                      f"labels.")
-                own[key.removeprefix("model.")].copy_(value)
+        own = {f"model.{name}": p for name, p in tuned.model.named_parameters()}  # saved: the trainable ones
+        checkpoints.copy_into(own, tensors, info, complete=False, error=PrefixError)
         return tuned
 
     def detach_prefix(self) -> nn.Module:
@@ -236,15 +228,9 @@ def _initial_prefix(hf_model, shape, prefix_length, init, init_text, tokenizer, 
         return init
     if init not in ("random", "words"):
         raise PrefixError(f"init must be 'random', 'words' or a prefix tensor; got {init!r}.")
-    ids = init_text
-    if isinstance(init_text, str):
-        if tokenizer is None:
-            raise PrefixError("init_text is a string: pass tokenizer= as well (or pass token ids).")
-        ids = tokenizer(init_text, add_special_tokens=False)["input_ids"]
+    ids = start_token_ids(init_text, tokenizer, error=PrefixError,
+                          needed_for="keys/values start the prefix" if init == "words" else None)
     if init == "words":
-        if ids is None:
-            raise PrefixError("init='words' needs init_text (and tokenizer=): the text whose keys/values "
-                              "start the prefix, e.g. a few words describing the task.")
         return words_prefix(hf_model, ids, prefix_length)
     if ids is None:  # measure the model's key/value sizes on random tokens
         ids = torch.randint(0, hf_model.config.vocab_size, (32,), generator=torch.Generator().manual_seed(seed))
