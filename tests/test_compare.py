@@ -9,6 +9,7 @@ from datasets import Dataset, DatasetDict
 from tutorlib import cli
 from tutorlib.experiments.compare import compare
 from tutorlib.experiments.results import ComparisonResult
+from tutorlib.methods.registry import get_method
 from tutorlib.tasks.metrics import paired_sign_flip_p
 
 WORDS_POS = ["great", "warm", "funny", "moving", "superb"]
@@ -93,9 +94,22 @@ def test_table_names_every_metric_of_the_issue():
     for words in ["accuracy [95% CI]", "macro-F1", "clear acc", "ambiguous acc", "ECE", "rater r", "step (median)",
                   "tokens/s", "train time", "peak memory", "optimizer state", "checkpoint", "energy",
                   "trainable params", "McNemar", "rater std > 0.82", "12 clear + 12 ambiguous", "CPU s/step",
-                  "prefix start: random"]:
+                  "start: prefix from random vectors as large as the model's own keys/values"]:
         assert words in table, words
     assert all(r["energy_kwh"] is not None and r["energy_method"] in table for r in result.rows)
+
+
+def test_table_says_what_each_method_started_from():
+    """The start line names each method that reads the task's start text, in its own words: a prefix of keys and
+    values, a prompt of input embeddings; LoRA and full fine-tuning read none and are not named."""
+    table = run_sentiment(methods="full,prefix,prompt,lora", steps=1).table()
+    assert ("start: prefix from random vectors as large as the model's own keys/values; prompt from the input "
+            "embeddings of P random vocabulary tokens") in " ".join(table.split())
+    starts = {name: get_method(name).describe_start("Summarise this.") for name in ("prefix", "prefix-mlp", "prompt")}
+    assert starts["prefix"] == starts["prefix-mlp"] == "the model's own keys/values of 'Summarise this.'"
+    assert starts["prompt"] == (
+        "the input embeddings of the tokens of 'Summarise this.' (the first P, repeated if fewer)")
+    assert not get_method("lora").reads_init_text and not get_method("full").reads_init_text
 
 
 def test_summarise_with_zero_shot_lead_reference_and_examples(tmp_path):
@@ -109,7 +123,7 @@ def test_summarise_with_zero_shot_lead_reference_and_examples(tmp_path):
     assert len(result.paired_tests) == 3
     table = result.table()
     for words in ["ROUGE-1", "ROUGE-2", "ROUGE-L", "lead sentence (reference)", "sign-flip",
-                  "prefix start: the model's own keys/values of 'Summarise"]:
+                  "start: prefix from the model's own keys/values of 'Summarise"]:
         assert words in table
     assert "reference :" in result.examples_text()
     saved = sorted(p.name for p in (tmp_path / "out").iterdir())

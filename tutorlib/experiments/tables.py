@@ -117,13 +117,23 @@ def _header(result) -> list[str]:
         lines.append("learning rates: " + ", ".join(
             f"{m} {lr:g}" + "".join(f" ({name}* {rate:g})" for name, rate in (own.get(m) or {}).items())
             for m, lr in result.learning_rates.items()))
-    if any(getattr(find_method(r["method"]), "reads_init_text", False) for r in result.rows):
-        words = getattr(result, "prefix_init_text", None)
-        lines.append("prefix start: " + (f"the model's own keys/values of {words!r}" if words
-                                         else "random, as large as the model's own keys/values"))
+    starts = _starts(result)
+    if starts:
+        lines.append("start: " + "; ".join(f"{', '.join(names)} from {start}" for start, names in starts.items()))
     if result.interrupted:
         lines.append("INTERRUPTED: the last method did not finish its budget; its row holds no scores.")
     return lines
+
+
+def _starts(result) -> dict[str, list[str]]:
+    """What each method that reads the task's start text started from (its record's words) -> those methods."""
+    words = getattr(result, "prefix_init_text", None)
+    starts: dict[str, list[str]] = {}
+    for row in result.rows:
+        method = find_method(row["method"])
+        if method is not None and method.reads_init_text:
+            starts.setdefault(method.describe_start(words), []).append(method.name)
+    return starts
 
 
 def format_table(result) -> str:

@@ -256,13 +256,20 @@ def _wrap(model: nn.Module, setup: MethodSetup) -> PromptTunedModel:
     return attach_prompt(model, setup.prefix_length, seed=setup.seed, model_name=setup.model_name, **start)
 
 
+def _describe_start(init_text: str | None) -> str:
+    """How :func:`_wrap`'s prompt starts, for a comparison's table."""
+    if init_text:
+        return f"the input embeddings of the tokens of {init_text!r} (the first P, repeated if fewer)"
+    return "the input embeddings of P random vocabulary tokens"
+
+
 PROMPT = register(Method(
     name="prompt", description="prompt tuning: P trainable input embeddings before the text, the model frozen",
     heads=("classification", "causal-lm"), wrap=_wrap, learning_rate=1e-2,
-    load_checkpoint=PromptTunedModel.load_checkpoint, colour="#17a589"))
+    load_checkpoint=PromptTunedModel.load_checkpoint, describe_start=_describe_start, colour="#17a589"))
 """Learning rate 1e-2, chosen on movie-snippets' validation split with MiniLM under the fast sentiment budget
 (``bench/neighbours_lr.py --fast --methods prompt``, ``bench/results/neighbours_lr-fast-prompt.json``):
 3e-3 0.637, 1e-2 0.713, 3e-2 0.700 accuracy; not tuned in full mode or for summarisation. P = the comparison's
-prefix length (10 by default), so the prompt and the prefix get the same number of virtual tokens. It reads the
-comparison's start text (as token embeddings), but ``reads_init_text`` stays False: the comparison's table words
-that start as a prefix's keys/values."""
+prefix length (10 by default), so the prompt and the prefix get the same number of virtual tokens. It starts from
+the task's start text as the prefix does, but as the text's token embeddings, not the model's keys/values of it
+(the comparison's table says which)."""

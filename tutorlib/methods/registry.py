@@ -71,7 +71,10 @@ class Method:
             their own rate (see :class:`tutorlib.training.loop.TrainConfig` ``lr_by_name``).
         load_checkpoint: (folder, model or None) -> the trained model, for checkpoints whose recorded
             method is ``name``; None when the method writes no checkpoint of its own kind.
-        reads_init_text: it starts from :attr:`MethodSetup.prefix_init_text` (reports then say how it started).
+        describe_start: for a method that starts from :attr:`MethodSetup.prefix_init_text`: (that text, or None
+            when the task has none) -> what its trainable vectors started from, in a report's words (e.g. "the
+            model's own keys/values of 'Summarise ...'"); the comparison's table prints it. None for a method that
+            reads no start text.
         adds_prefix: it puts :attr:`MethodSetup.prefix_length` virtual tokens in front of every layer's
             keys and values (the memory check counts them before the model is wrapped).
         colour: its colour in every plot.
@@ -85,9 +88,14 @@ class Method:
     task_learning_rates: Mapping[str, float] = field(default_factory=dict)
     parameter_learning_rates: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     load_checkpoint: Callable | None = None
-    reads_init_text: bool = False
+    describe_start: Callable[[str | None], str] | None = None
     adds_prefix: bool = False
     colour: str = "#555555"
+
+    @property
+    def reads_init_text(self) -> bool:
+        """Whether it starts from :attr:`MethodSetup.prefix_init_text` (then :attr:`describe_start` says how)."""
+        return self.describe_start is not None
 
     @property
     def trains(self) -> bool:

@@ -281,6 +281,13 @@ def attach_prefix(model: nn.Module, prefix_length: int = 10, *, reparameterise: 
                             positions_after_prefix=positions_after_prefix)
 
 
+def _describe_start(init_text: str | None) -> str:
+    """How :func:`_wrapper`'s prefix starts, for a comparison's table."""
+    if init_text:
+        return f"the model's own keys/values of {init_text!r}"
+    return "random vectors as large as the model's own keys/values"
+
+
 def _wrapper(reparameterise: bool):
     def wrap(model: nn.Module, setup: MethodSetup) -> PrefixTunedModel:
         start = {}
@@ -294,7 +301,8 @@ def _wrapper(reparameterise: bool):
 PREFIX = register(Method(
     name="prefix", description="prefix tuning: P trainable key/value vectors per layer, the model frozen",
     heads=("classification", "causal-lm"), wrap=_wrapper(reparameterise=False), learning_rate=1e-2,
-    load_checkpoint=PrefixTunedModel.load_checkpoint, reads_init_text=True, adds_prefix=True, colour="#2471a3"))
+    load_checkpoint=PrefixTunedModel.load_checkpoint, describe_start=_describe_start, adds_prefix=True,
+    colour="#2471a3"))
 """Learning rate 1e-2, about 200x full fine-tuning's: a prefix has no pretrained knowledge of its own to
 preserve. Measured: MiniLM's prefix trains at 1e-2 (the README's sentiment table); SmolLM2 on nyt-leads,
 15 steps of 4 x 128 tokens, held-out loss 3.83 at the start: prefix 3e-3 -> 3.70, 1e-2 -> 3.56."""
@@ -303,7 +311,7 @@ PREFIX_MLP = register(Method(
     name="prefix-mlp",
     description="prefix tuning through the paper's MLP (more parameters while training, a plain prefix stored)",
     heads=("classification", "causal-lm"), wrap=_wrapper(reparameterise=True), learning_rate=1e-4,
-    parameter_learning_rates={"sentiment": {"model.head.": 1e-2}}, reads_init_text=True, adds_prefix=True,
+    parameter_learning_rates={"sentiment": {"model.head.": 1e-2}}, describe_start=_describe_start, adds_prefix=True,
     colour="#7d3c98"))
 """Learning rate 1e-4, the MLP's: its output moves by about (hidden width) x lr per step, so it needs ~100x
 less than a plain prefix. A new classifier head beside it keeps the plain prefix's 1e-2. Measured with
