@@ -15,9 +15,10 @@ from __future__ import annotations
 import common
 from common import say
 
+from tutorlib.loading.architectures import architecture_of
 from tutorlib.loading.models import head_of, pretrained_part
 from tutorlib.methods.full import prepare_full_finetuning
-from tutorlib.methods.lora import DEFAULT_TARGETS, attach_lora
+from tutorlib.methods.lora import attach_lora
 from tutorlib.methods.prompt import attach_prompt
 from tutorlib.training.flops import method_full_limit, serving_overhead
 
@@ -34,9 +35,9 @@ def peft_models(name: str):
     except ImportError:
         return None, None
     lora_base, prompt_base = common.load(name), common.load(name)
-    family = pretrained_part(lora_base).config.model_type
-    lora_config = peft.LoraConfig(r=RANK, lora_alpha=RANK, target_modules=list(DEFAULT_TARGETS[family]),
-                                  fan_in_fan_out=family == "gpt2")
+    family = architecture_of(pretrained_part(lora_base).config)
+    lora_config = peft.LoraConfig(r=RANK, lora_alpha=RANK, target_modules=list(family.lora_targets),
+                                  fan_in_fan_out=family.name == "gpt2")
     lora = peft.get_peft_model(lora_base, lora_config)
     prompt_config = peft.PromptTuningConfig(num_virtual_tokens=PROMPT_LENGTH, task_type=(
         "CAUSAL_LM" if head_of(prompt_base) == "causal-lm" else "FEATURE_EXTRACTION"))

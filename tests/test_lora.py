@@ -121,6 +121,13 @@ def test_mistakes_get_clear_errors():
         attach_lora(model, alpha=-1.0)
     with pytest.raises(LoRAError, match="already wrapped"):
         attach_lora(attach_lora(model))
+    from transformers import OPTConfig, OPTForCausalLM
+
+    opt = OPTForCausalLM(OPTConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, ffn_dim=32,
+                                   num_attention_heads=2, word_embed_proj_dim=16))
+    with pytest.raises(LoRAError, match="(?s)No default LoRA targets for model family 'opt'.*gpt2.*bert.*llama"):
+        attach_lora(opt)  # a family without a record: the learner names its layers
+    assert len(attach_lora(opt, targets=("q_proj", "v_proj"), model_name="opt").lora_layers()) == 2
     classifier, _ = load_model("tiny-bert")
     with pytest.raises(ValueError, match="causal language model"):
         attach_lora(classifier).generate(torch.ones(1, 3, dtype=torch.long))

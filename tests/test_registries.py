@@ -19,6 +19,7 @@ from tutorlib.loading.architectures import (
 )
 from tutorlib.loading.models import KNOWN_MODELS, load_model, pretrained_part
 from tutorlib.methods.checkpoints import CheckpointError, save_tensors
+from tutorlib.methods.lora import attach_lora
 from tutorlib.methods.prefix.encoder import prefix_shape
 from tutorlib.methods.registry import Method, get_method, load_checkpoint, method_names, register
 from tutorlib.registry import Registry, UnknownNameError
@@ -38,6 +39,9 @@ def test_every_known_family_has_its_facts_and_they_match_the_model(name):
     assert (sizes.layers, sizes.kv_heads, sizes.head_dim) == (shape.layers, shape.kv_heads, shape.head_dim)
     assert sizes.heads * sizes.head_dim == sizes.hidden == 64
     assert model_name_of(config) == name  # load_model records the kit's name
+    adapted = attach_lora(model, rank=2).lora_layers()  # LoRA's default layers: the family record's names
+    assert {path.rsplit(".", 1)[-1] for path in adapted} == set(family.lora_targets)
+    assert len(adapted) == sizes.layers * len(family.lora_targets)
 
 
 def test_known_models_use_only_known_families():

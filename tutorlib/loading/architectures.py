@@ -10,10 +10,10 @@
 
 A model family differs from another in a few facts: whether it reads the whole text at once
 (an *encoder*, which classifies) or left to right (a *decoder*, which can generate), how wide and how
-many its feed-forward matrices are, and the names Hugging Face gives its parameters. The prefix
-shapes, the FLOP count, the parameter groups, the cost widget and the model loader all read those
-facts from here, so supporting a new family means adding one :class:`Architecture` entry (and the
-attention adapter in :mod:`tutorlib.methods.prefix.attention`).
+many its feed-forward matrices are, and the names Hugging Face gives its parameters and layers. The
+prefix shapes, the FLOP count, the parameter groups, LoRA's default layers, the cost widget and the model
+loader read those facts from here, so supporting a new family means adding one :class:`Architecture`
+entry (and the attention adapter in :mod:`tutorlib.methods.prefix.attention`).
 
 This module is also the only place that reads transformers' config attributes by name
 (``num_key_value_heads``, ``head_dim``, ``_name_or_path``, ...): a transformers upgrade that renames
@@ -33,7 +33,9 @@ class Architecture:
 
     ``parameter_names``: group -> regular expression found in that family's parameter names (see
     :mod:`tutorlib.training.parameter_groups`); ``layer_names``: the expression whose group 1 is a
-    transformer block's index.
+    transformer block's index. ``lora_targets``: the names (last part of the path) of the linear layers LoRA
+    adapts by default, the attention query and value projections (Hu et al. 2021, section 7.1; see
+    :mod:`tutorlib.methods.lora`).
     """
 
     name: str  # config.model_type: "gpt2" | "bert" | "llama"
@@ -44,6 +46,7 @@ class Architecture:
     layer_names: str
     config_class: str  # the transformers config class, for the kit's tiny random model of the family
     tiny_sizes: dict  # that tiny model's config: 2 layers, 64 wide, 4 heads, 128 positions
+    lora_targets: tuple[str, ...]  # the query and value projections' names
 
 
 ARCHITECTURES: Registry[Architecture] = Registry("model family", {name: __name__ for name in ("gpt2", "bert", "llama")})
@@ -55,7 +58,8 @@ for _family in [
         parameter_names={"norms": r"\bln_", "attention": r"\battn\.", "mlp": r"\bmlp\.",
                          "embeddings": r"\bwte\b|\bwpe\b", "head": r"(^|\.)lm_head\."},
         layer_names=r"\.h\.(\d+)\.", config_class="GPT2Config",
-        tiny_sizes=dict(n_positions=128, n_embd=64, n_layer=2, n_head=4, bos_token_id=2, eos_token_id=3)),
+        tiny_sizes=dict(n_positions=128, n_embd=64, n_layer=2, n_head=4, bos_token_id=2, eos_token_id=3),
+        lora_targets=("c_attn",)),  # query, key and value in one fused matrix: LoRA adapts all three, as PEFT does
     Architecture(
         "bert", "BERT family (bert-base-uncased, all-MiniLM-L6-v2 'minilm-l6', tiny-bert)", "encoder", 2,
         parameter_names={"norms": r"LayerNorm", "attention": r"\battention\.",
@@ -63,14 +67,16 @@ for _family in [
                          "head": r"(^|\.)(classifier|pooler)\."},
         layer_names=r"\.layer\.(\d+)\.", config_class="BertConfig",
         tiny_sizes=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-                        max_position_embeddings=128)),
+                        max_position_embeddings=128),
+        lora_targets=("query", "value")),
     Architecture(
         "llama", "Llama family (SmolLM2 'smollm2-135m', tiny-llama)", "decoder", 3,
         parameter_names={"norms": r"layernorm|(^|\.)norm\.", "attention": r"\bself_attn\.", "mlp": r"\bmlp\.",
                          "embeddings": r"\bembed_tokens\.", "head": r"(^|\.)(lm_head|score)\."},
         layer_names=r"\.layers\.(\d+)\.", config_class="LlamaConfig",
         tiny_sizes=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                        num_key_value_heads=2, max_position_embeddings=128, bos_token_id=2, eos_token_id=3)),
+                        num_key_value_heads=2, max_position_embeddings=128, bos_token_id=2, eos_token_id=3),
+        lora_targets=("q_proj", "v_proj")),
 ]:
     ARCHITECTURES.register(_family)
 

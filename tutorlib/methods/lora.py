@@ -22,10 +22,11 @@ cost: no extra matrix product, no extra key or value in attention (unlike a pref
 keys and values to every attention call). ``unmerge()`` subtracts it again (equal to W up to fp32
 rounding). A checkpoint holds A and B alone (and a classifier's new head): kilobytes, not the model.
 
-Which layers: Hu et al. adapt the attention query and value projections (:data:`DEFAULT_TARGETS`);
-``targets=`` takes any names of linear layers (e.g. add ``"key"``, or the MLP's). GPT-2 computes
-query, key and value in one fused matrix (``c_attn``), so on GPT-2 the default adapts all three, as
-PEFT does.
+Which layers: Hu et al. adapt the attention query and value projections; each family's names for them
+are in its :class:`~tutorlib.loading.architectures.Architecture` record (``lora_targets``, e.g. Llama's
+``("q_proj", "v_proj")``). ``targets=`` takes any names of linear layers (e.g. add ``"key"``, or the
+MLP's). GPT-2 computes query, key and value in one fused matrix (``c_attn``), so on GPT-2 the default
+adapts all three, as PEFT does.
 """
 
 from __future__ import annotations
@@ -37,19 +38,13 @@ import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
-from tutorlib.loading.architectures import model_name_of
+from tutorlib.loading.architectures import UnsupportedModelError, architecture_of, model_name_of
 from tutorlib.loading.models import SequenceClassifier, head_parameters, pretrained_part
 from tutorlib.methods import checkpoints
 from tutorlib.methods.full import FullFineTunedModel
 from tutorlib.methods.registry import Method, MethodSetup, register
 
 LORA_FILE = "lora.safetensors"
-
-DEFAULT_TARGETS = {"bert": ("query", "value"), "llama": ("q_proj", "v_proj"), "gpt2": ("c_attn",)}
-"""Family (``config.model_type``) -> the names of the linear layers LoRA adapts by default: the attention
-query and value projections (Hu et al. 2021, section 7.1). GPT-2's ``c_attn`` is query, key and value
-in one matrix."""
-
 
 class LoRAError(ValueError):
     """A LoRA mistake a learner can fix (no such layer, a bad rank, attached twice, a checkpoint that does not fit)."""
@@ -205,7 +200,7 @@ def attach_lora(model: nn.Module, rank: int = 8, alpha: float | None = None, *, 
         alpha: the update is scaled by alpha / r; default alpha = r (scale 1: Hu et al. set alpha to the
             first r they tried and did not tune it).
         targets: names of the linear layers to adapt (the last part of their path, e.g. ``("query", "value")``);
-            default: the family's query and value projections, :data:`DEFAULT_TARGETS`.
+            default: the family's query and value projections (its Architecture's ``lora_targets``).
         dropout: dropout on the input of the low-rank path only (0: none, PEFT's default).
         seed: seeds A's random start.
         train_head: a classifier's new head trains too (it has no pretrained weights).
@@ -221,10 +216,11 @@ def attach_lora(model: nn.Module, rank: int = 8, alpha: float | None = None, *, 
     hf_model = pretrained_part(model)
     family = hf_model.config.model_type
     if targets is None:
-        if family not in DEFAULT_TARGETS:
-            raise LoRAError(f"No default LoRA targets for model family {family!r}; pass targets=(...) with the "
-                            f"names of its query and value projections (known families: {', '.join(DEFAULT_TARGETS)}).")
-        targets = DEFAULT_TARGETS[family]
+        try:
+            targets = architecture_of(hf_model.config).lora_targets
+        except UnsupportedModelError as err:
+            raise LoRAError(f"No default LoRA targets for model family {family!r}: pass targets=(...) with the names "
+                            f"of its query and value projections.\n{err}") from None
     targets = (targets,) if isinstance(targets, str) else tuple(targets)
     names = _matching_layers(hf_model, targets)
     found = {n.rsplit(".", 1)[-1] for n in names}
