@@ -211,7 +211,7 @@ def load_model(name: str, *, head: str | None = None, num_labels: int = 2, seed:
     Raises:
         UnknownModelError: the name is neither known nor loadable from the hub or its cache.
         tutorlib.loading.threads.ThreadsSettingError: ``TUTORLIB_THREADS`` is not a thread count.
-        TypeError: a keyword load_model does not take (``task=``, say: the model head is ``head=``).
+        TypeError: a keyword argument it does not take (``task=`` among them: the model head is ``head=``).
         ValueError: an unknown head, or ``"causal-lm"`` for a BERT encoder (it cannot generate).
         tutorlib.loading.assets.OfflineError: an offline artifact is missing and cannot be downloaded.
     """
