@@ -1,6 +1,8 @@
 """Prompt tuning: only the prompt trains, it starts from a text's embeddings, the mask, positions and labels
 are right on every family (padding changes nothing, generate agrees with forward), and it saves alone."""
 
+import doctest
+
 import pytest
 import torch
 
@@ -115,6 +117,7 @@ def test_prompt_and_prefix_read_the_same_start_text(name):
     from tutorlib.methods.prefix.encoder import words_prefix
     from tutorlib.methods.prefix.model import PrefixError, attach_prefix
 
+    assert doctest.testmod(start_text).failed == 0
     model, tok = load_model(name)
     ids = start_text.start_token_ids("great film", tok)
     assert ids == tok("great film", add_special_tokens=False)["input_ids"] and len(ids) == 10
