@@ -90,20 +90,27 @@ def main() -> None:
     args = parser.parse_args()
     check_sandbox()
     os.environ.setdefault("TUTORLIB_OFFLINE", "1")
-    result = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_before": os.getloadavg()}
+    run = {"command": " ".join(["python bench/grading.py", *sys.argv[1:]]), "date": time.strftime("%Y-%m-%d"),
+           "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_before": os.getloadavg()}
+    parts = {}
     if args.only in (None, "overhead"):
-        result["overhead"] = overhead(args.pairs)
-        print(json.dumps(result["overhead"], indent=1))
+        parts["overhead"] = overhead(args.pairs)
+        print(json.dumps(parts["overhead"], indent=1))
     if args.only in (None, "class"):
-        result["class"] = [a_class(args.learners, jobs, REPO / "solutions") for jobs in (1, 2)]
-        one, two = result["class"]
-        result["class_jobs2_over_jobs1"] = two["wall_s"] / one["wall_s"]
+        parts["class"] = [a_class(args.learners, jobs, REPO / "solutions") for jobs in (1, 2)]
+        one, two = parts["class"]
+        parts["class_jobs2_over_jobs1"] = two["wall_s"] / one["wall_s"]
         per_class = 30 * len(list((REPO / "solutions").glob("*.ipynb")))  # 30 learners, every assignment
-        result["class_of_30_estimate_s"] = {f"jobs{c['jobs']}": c["per_notebook_wall_s"] * per_class
-                                            for c in result["class"]}
-        print(json.dumps(result["class"], indent=1))
-    result["load_after"] = os.getloadavg()
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        parts["class_of_30_estimate_s"] = {f"jobs{c['jobs']}": c["per_notebook_wall_s"] * per_class
+                                           for c in parts["class"]}
+        print(json.dumps(parts["class"], indent=1))
+    run["load_after"] = os.getloadavg()
+    out = Path(args.out)
+    old = json.loads(out.read_text()) if args.only and out.exists() else {}  # --only keeps the other part
+    for part in ("overhead", "class"):
+        if part in parts:
+            parts[f"{part}_run"] = run  # which command, day and load measured this part
+    out.write_text(json.dumps({**old, **parts}, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 
