@@ -24,7 +24,7 @@ test: venv
 	.venv/bin/lint-imports --no-cache
 	.venv/bin/ruff check .
 	$(TL) download --all --prepare
-	TUTORLIB_OFFLINE=1 TUTORLIB_MODE=fast $(PY) -m pytest -q -rs --nbval-lax tests $(NOTEBOOK_DIRS) --ignore=tests/notebooks
+	TUTORLIB_OFFLINE=1 TUTORLIB_MODE=fast $(PY) -m pytest -q -rs --durations=25 --nbval-lax tests $(NOTEBOOK_DIRS) --ignore=tests/notebooks
 
 ## Only the package tests that need no real model or data (seconds).
 test-fast: venv
