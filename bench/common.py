@@ -151,17 +151,17 @@ class TimedStep:
     purpose: PeakMemory first returns freed memory to the OS, so a timed step would pay to fault it in again.
     """
 
-    def __init__(self, method: torch.nn.Module, batch: dict, lr: float = 1e-4, device: torch.device | None = None):
+    def __init__(self, model: torch.nn.Module, batch: dict, lr: float = 1e-4, device: torch.device | None = None):
         self.device = device or torch.device("cpu")
-        self.method = method.to(self.device).train()
+        self.model = model.to(self.device).train()
         self.batch = {k: v.to(self.device) for k, v in batch.items()}
-        self.params = [p for p in method.parameters() if p.requires_grad]
+        self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=lr)
 
     def __call__(self) -> dict:
         _sync(self.device)
         t0 = time.perf_counter()
-        loss = self.method(**self.batch).loss
+        loss = self.model(**self.batch).loss
         _sync(self.device)
         t1 = time.perf_counter()
         loss.backward()

@@ -45,7 +45,7 @@ def sweep_prefix_length(tuned, full, settings: dict, device) -> list[dict]:
     steps["full"] = common.TimedStep(full, batch, device=device)
     timed = common.interleaved(steps, repeats=settings["repeats"], warmup=1)
     inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-    forwards = {f"P={p}": common.TimedForward(lambda s=steps[f"P={p}"]: s.method.eval()(**inputs), device)
+    forwards = {f"P={p}": common.TimedForward(lambda s=steps[f"P={p}"]: s.model.eval()(**inputs), device)
                 for p in settings["lengths"]}
     forwards["none"] = common.TimedForward(lambda: tuned.model(**inputs), device)
     inference = common.interleaved(forwards, repeats=settings["repeats"], warmup=1)

@@ -86,26 +86,26 @@ class EmbeddingOnlyPrompt(nn.Module):
 _BATCHES: dict = {}
 
 
-def train_with_two_rates(method, batches, steps: int, prefix_lr: float, head_lr: float, seed: int) -> None:
+def train_with_two_rates(tuned, batches, steps: int, prefix_lr: float, head_lr: float, seed: int) -> None:
     """tutorlib.training.loop's step (AdamW, 10% warm-up then linear decay, clipping at 1) with two learning
     rates: the prefix encoder's and the head's. tutorlib.training.loop has one lr for everything, and the MLP
     variant needs a ~100x smaller one than the head: its output moves by ~(hidden width) x lr per step."""
     from transformers import get_scheduler
 
     torch.manual_seed(seed)
-    groups = [{"params": list(method.prefix_encoder.parameters()), "lr": prefix_lr},
-              {"params": list(method.model.head.parameters()), "lr": head_lr}]
+    groups = [{"params": list(tuned.prefix_encoder.parameters()), "lr": prefix_lr},
+              {"params": list(tuned.model.head.parameters()), "lr": head_lr}]
     optimizer = torch.optim.AdamW(groups)
     schedule = get_scheduler("linear", optimizer, num_warmup_steps=round(0.1 * steps), num_training_steps=steps)
-    method.train()
+    tuned.train()
     for step in range(steps):
-        loss = method(**batches[step % len(batches)]).loss
+        loss = tuned(**batches[step % len(batches)]).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
-    method.eval()
+    tuned.eval()
 
 
 def run(kind: str, train_set, eval_set, settings: dict, seed: int, prefix_length: int = 10,
@@ -113,11 +113,11 @@ def run(kind: str, train_set, eval_set, settings: dict, seed: int, prefix_length
     """Train one method from a fresh MiniLM; kind: full | prefix | prefix-mlp | prefix-mlp-own-lr | embedding-only."""
     model, tok = load_model(MODEL, seed=seed)
     if kind == "full":
-        method = prepare_full_finetuning(model)
+        tuned = prepare_full_finetuning(model)
     elif kind == "embedding-only":
-        method = EmbeddingOnlyPrompt(model, prefix_length, seed)
+        tuned = EmbeddingOnlyPrompt(model, prefix_length, seed)
     else:
-        method = attach_prefix(model, prefix_length, reparameterise=kind.startswith("prefix-mlp"), seed=seed)
+        tuned = attach_prefix(model, prefix_length, reparameterise=kind.startswith("prefix-mlp"), seed=seed)
     key = (train_set._fingerprint, seed)
     if key not in _BATCHES:  # the same data and seed give the same batches: tokenize once
         _BATCHES[key] = make_batches(train_set, tok, settings["batch_size"], settings["max_length"],
@@ -127,19 +127,19 @@ def run(kind: str, train_set, eval_set, settings: dict, seed: int, prefix_length
         steps = min(settings["max_steps"], max(settings["min_steps"], settings["epochs"] * len(batches)))
     started = time.perf_counter()
     if kind == "prefix-mlp-own-lr":
-        train_with_two_rates(method, batches, steps, MLP_OWN_LR, LEARNING_RATE["prefix"], seed)
+        train_with_two_rates(tuned, batches, steps, MLP_OWN_LR, LEARNING_RATE["prefix"], seed)
     else:
         try:
-            train(method, batches, TrainConfig(steps=steps, lr=LEARNING_RATE[kind], seed=seed), progress=False)
+            train(tuned, batches, TrainConfig(steps=steps, lr=LEARNING_RATE[kind], seed=seed), progress=False)
         except TrainingDiverged as err:  # a finding, not a crash: record chance-level behaviour
             say(f"     {kind} P={prefix_length} diverged at step {err.step}")
-    probs = predict_positive(method, eval_set, tok, batch_size=64, max_length=settings["max_length"])
+    probs = predict_positive(tuned, eval_set, tok, batch_size=64, max_length=settings["max_length"])
     labels = np.asarray(eval_set["label"])
     right = int(((probs > 0.5).astype(int) == labels).sum())
     return {"kind": kind, "prefix_length": prefix_length, "train_examples": len(train_set), "steps": steps,
             "seed": seed,
             "accuracy": right / len(labels), "ci95": wilson_interval(right, len(labels)),
-            "trainable": sum(p.numel() for p in method.parameters() if p.requires_grad),
+            "trainable": sum(p.numel() for p in tuned.parameters() if p.requires_grad),
             "seconds": time.perf_counter() - started}
 
 

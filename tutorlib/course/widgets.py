@@ -170,9 +170,9 @@ class LiveLossCurve:
         self._handle = None
 
     @torch.no_grad()
-    def __call__(self, method) -> dict[str, float]:
-        device = next(method.parameters()).device
-        losses = [float(method(**{k: v.to(device) for k, v in b.items()}).loss) for b in self.batches]
+    def __call__(self, model) -> dict[str, float]:
+        device = next(model.parameters()).device
+        losses = [float(model(**{k: v.to(device) for k, v in b.items()}).loss) for b in self.batches]
         index = len(self.steps)
         self.steps.append(self.schedule[index] if index < len(self.schedule) else index)
         self.losses.append(sum(losses) / len(losses))
