@@ -1,7 +1,7 @@
 """Quoted numbers against the stored runs they come from: a re-run that changes a number fails here.
 
-Two marker forms, in README.md, docs/*.md and the lessons' markdown cells. Both are HTML comments, invisible
-when rendered.
+Two marker forms, in README.md, bench/RESULTS.md, docs/*.md and the lessons' markdown cells. Both are HTML
+comments, invisible when rendered.
 
 **One number**: right after a number quoted from a stored result, the file and the value::
 
@@ -138,7 +138,8 @@ def check_span(text: str, values) -> list[str]:
 
 
 def sources():
-    yield "README.md", (ROOT / "README.md").read_text()
+    for page in ("README.md", "bench/RESULTS.md"):
+        yield page, (ROOT / page).read_text()
     for doc in sorted((ROOT / "docs").glob("*.md")):
         yield f"docs/{doc.name}", doc.read_text()
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
