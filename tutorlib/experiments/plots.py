@@ -48,15 +48,19 @@ def plot_quality_vs_parameters(result, metric: str | None = None):
     dashed lines. A zero-shot row (0 trainable) is drawn at x = 1 and labelled so."""
     key, label = (metric, metric) if metric else main_metric(result.task)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    drawn = [max(r.get("trainable_params") or 0, 1) for r in _finished(result) if r.get(key) is not None]
     for r in _finished(result):
         if r.get(key) is None:
             continue
         x = max(r.get("trainable_params") or 0, 1)
+        # a label spans about a decade of the log axis: with a bigger neighbour that close, put it below the point
+        crowded = any(1 < other / x < 12 for other in drawn)
         ci, se = r.get(f"{key}_ci95"), r.get(f"{key}_se")  # an interval, or a standard error, when there is one
         yerr = [[r[key] - ci[0]], [ci[1] - r[key]]] if ci else ([[se]] * 2 if se else None)
         ax.errorbar([x], [r[key]], yerr=yerr, fmt="o", ms=9, capsize=4, color=_colour(r["method"]))
         text = r["method"] + (" (0 trained)" if x == 1 else f"\n{r['trainable_params']:,} trained")
-        ax.annotate(text, (x, r[key]), textcoords="offset points", xytext=(8, 6), fontsize=9)
+        ax.annotate(text, (x, r[key]), textcoords="offset points", xytext=(8, -8) if crowded else (8, 6),
+                    va="top" if crowded else "bottom", fontsize=9)
     for ref in result.references:
         if ref.get(key) is not None:
             ax.axhline(ref[key], ls="--", color="grey", lw=1)
