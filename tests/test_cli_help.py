@@ -93,6 +93,14 @@ def test_seeds_and_tune_check_their_options_first(tmp_path, capsys):
     assert "argument --mode" in _refuse(["tune", "--mode", "quick"], capsys)
     last = _refuse(["seeds", "--tuning", str(tmp_path / "none"), "--runs", str(tmp_path / "r")], capsys)
     assert last.startswith("tutorlib seeds: error: --tuning: no ") and "tutorlib tune" in last
+    assert "exactly 2 method names" in _refuse(["seeds", "--methods", "lora"], capsys)
+    assert "give a rate for each of lora and prompt" in _refuse(
+        ["seeds", "--methods", "lora,prompt", "--lr", "lora=1e-2", "--runs", str(tmp_path / "r")], capsys)
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "tuning.json").write_text(json.dumps({"chosen": {"full": 5e-5, "prefix": 1e-2}}))
+    last = _refuse(["seeds", "--methods", "lora,prompt", "--tuning", str(tmp_path / "t"), "--runs",
+                    str(tmp_path / "r")], capsys)
+    assert "has no rate for lora, prompt" in last and "tutorlib tune --methods lora,prompt" in last
 
 
 def test_a_refusal_loads_nothing_heavy_and_debug_shows_the_traceback(tmp_path):

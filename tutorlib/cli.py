@@ -53,6 +53,17 @@ def seed_list(text: str) -> list[int]:
     return seeds
 
 
+def method_list(exactly: int | None = None):
+    """An argparse type: ``"lora,prompt"`` -> ["lora", "prompt"], each once (``exactly`` that many if given)."""
+    def parse(text: str) -> list[str]:
+        names = [m.strip() for m in str(text).split(",") if m.strip()]
+        if not names or len(set(names)) != len(names) or (exactly and len(names) != exactly):
+            want = f"exactly {exactly}" if exactly else "at least one"
+            raise argparse.ArgumentTypeError(f"give {want} method names, each once, separated by commas, e.g. "
+                                             f"lora,prompt (got {text!r})")
+        return names
+    return parse
+
 
 def cmd_doctor(args) -> int:
     """Print versions, device, threads, cache location and which assets are present."""
@@ -192,9 +203,9 @@ def cmd_tune(args) -> int:
     from tutorlib.experiments.tuning import tune_learning_rates
 
     tuning = tune_learning_rates(args.out, args.runs, seed=args.seed, split_seed=args.split_seed,
-                                 mode=check_mode(args.mode, "--mode"))
+                                 mode=check_mode(args.mode, "--mode"), methods=args.methods)
     for row in tuning["table"]:
-        print(f"{row['method']:<7} lr {row['lr']:<7g} validation {row['validation_accuracy']:.4f}  "
+        print(f"{row['method']:<9} lr {row['lr']:<7g} validation {row['validation_accuracy']:.4f}  "
               f"test {row['test_accuracy']:.4f}{'  <- chosen' if row['chosen'] else ''}")
     print(f"wrote {Path(args.out) / 'tuning.json'}")
     return 0
@@ -204,26 +215,36 @@ def cmd_seeds(args) -> int:
     """``tutorlib seeds``: the sentiment comparison over several training seeds (and split seeds)."""
     import json
 
+    a, b = methods = args.methods
+    methods_option = "" if methods == ["full", "prefix"] else f" --methods {a},{b}"
     if args.lr:
-        rates = parse_rates(args.lr, ("full", "prefix"))
+        rates = parse_rates(args.lr, methods)
+        if sorted(rates) != sorted(methods):
+            raise ValueError(f"--lr: give a rate for each of {a} and {b} (e.g. {a}=1e-2,{b}=1e-2), got "
+                             f"{', '.join(rates)}.")
     else:
         tuning = Path(args.tuning) / "tuning.json"
         if not tuning.is_file():
-            raise FileNotFoundError(f"--tuning: no {tuning}; run `tutorlib tune --out {args.tuning}` first, or give "
-                                    f"the rates yourself with --lr full=5e-5,prefix=1e-2.")
+            raise FileNotFoundError(f"--tuning: no {tuning}; run `tutorlib tune{methods_option} --out {args.tuning}` "
+                                    f"first, or give the rates yourself with --lr {a}=RATE,{b}=RATE.")
         try:
-            rates = json.loads(tuning.read_text())["chosen"]
+            chosen = json.loads(tuning.read_text())["chosen"]
         except (ValueError, KeyError):
             raise ValueError(f"--tuning: {tuning} is not a tuning.json written by `tutorlib tune` (no \"chosen\" "
                              f"rates); run `tutorlib tune --out {args.tuning}` again.") from None
+        missing = [m for m in methods if m not in chosen]
+        if missing:
+            raise ValueError(f"--tuning: {tuning} has no rate for {', '.join(missing)}; run `tutorlib tune --methods "
+                             f"{','.join(missing)} --out {args.tuning}` first.")
+        rates = {m: chosen[m] for m in methods}
     from tutorlib.experiments.seeds import run_seeds, seeds_table, summarise_seeds
 
     seeds, split_seeds, mode = args.seeds, args.split_seeds, check_mode(args.mode, "--mode")
     records = run_seeds(args.runs, seeds, rates, split_seeds=split_seeds[:1], mode=mode)
     for split_seed in split_seeds[1:]:  # another split: training seed 0 only
         records += run_seeds(args.runs, [0], rates, split_seeds=[split_seed], mode=mode)
-    summary = summarise_seeds(records)
-    out = Path(args.out)
+    summary = summarise_seeds(records, a, b)
+    out = Path(args.out or ("results/sentiment-seeds" if not methods_option else f"results/sentiment-seeds-{a}-{b}"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(seeds_table(summary))
@@ -456,17 +477,24 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tune", help="sentiment: each method's learning rate from a grid, chosen on validation")
     t.add_argument("--seed", type=whole(0), default=0, help="the training seed (default 0)")
     t.add_argument("--split-seed", type=whole(0), default=0, help="the data split's seed (default 0)")
+    t.add_argument("--methods", type=method_list(), default="full,prefix",
+                   help="the methods to tune, comma-separated (default full,prefix); their rates join any "
+                        "others already in --out's tuning.json")
     _run_store_options(t, out="results/sentiment-tuning", what="tuning.json")
     t.set_defaults(func=cmd_tune)
 
-    s = sub.add_parser("seeds", help="sentiment: full vs prefix over several training seeds (mean, 95%% interval)")
+    s = sub.add_parser("seeds", help="sentiment: two methods (full, prefix) over several training seeds (mean, "
+                                     "95%% interval)")
     s.add_argument("--seeds", type=seed_list, default="0,1,2",
                    help="training seeds (the data split stays at --split-seeds' first)")
     s.add_argument("--split-seeds", type=seed_list, default="0",
                    help="data split seeds; beyond the first, run at training seed 0")
+    s.add_argument("--methods", type=method_list(exactly=2), default="full,prefix",
+                   help="the two methods compared, e.g. lora,prompt (default full,prefix)")
     s.add_argument("--lr", default=None, help="full=RATE,prefix=RATE (default: the choice in --tuning)")
     s.add_argument("--tuning", default="results/sentiment-tuning", help="folder with tuning.json (for the rates)")
-    _run_store_options(s, out="results/sentiment-seeds", what="summary.json")
+    _run_store_options(s, out=None, what="summary.json (default results/sentiment-seeds, or "
+                                         "results/sentiment-seeds-A-B for other methods)")
     s.set_defaults(func=cmd_seeds)
 
     g = sub.add_parser("grade", help="score notebooks (grades.json, grades.md), or a class folder (gradebook.csv)")
