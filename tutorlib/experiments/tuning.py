@@ -65,6 +65,7 @@ def tune_learning_rates(folder, runs_folder=None, grid: dict | None = None, seed
     validation accuracy (the choice) and its test accuracy (reported, never used to choose).
     """
     grid = {m: tuple(rates) for m, rates in (grid or {m: grid_for(m) for m in methods}).items()}
+    earlier = _earlier(Path(folder, "tuning.json"), seed, split_seed, mode)  # refused before any training
     runs_folder = runs_folder or Path(folder) / "runs"
     tries = [(m, lr) for m, rates in grid.items() for lr in rates]
     tries.sort(key=lambda t: LEARNING_RATES.get(("sentiment", t[0])) == t[1])  # the defaults last
@@ -79,7 +80,7 @@ def tune_learning_rates(folder, runs_folder=None, grid: dict | None = None, seed
              for r in records]
     tuning = {"grid": {m: list(v) for m, v in grid.items()}, "chosen": chosen, "chosen_on": "validation",
               "seed": seed, "split_seed": split_seed, "mode": mode, "table": table}
-    tuning = _merged(Path(folder, "tuning.json"), tuning)
+    tuning = _merged(earlier, tuning)
     Path(folder).mkdir(parents=True, exist_ok=True)
     tmp = Path(folder, ".tuning.json.tmp")
     tmp.write_text(json.dumps(tuning, indent=1))
@@ -87,16 +88,23 @@ def tune_learning_rates(folder, runs_folder=None, grid: dict | None = None, seed
     return tuning
 
 
-def _merged(path: Path, new: dict) -> dict:
-    """``new`` with the other methods of an earlier ``tuning.json`` at ``path`` (same seed, split, mode)."""
+def _earlier(path: Path, seed: int, split_seed: int, mode: Mode) -> dict | None:
+    """The ``tuning.json`` already at ``path`` (None if none); one at another seed, split or mode: ValueError."""
     if not path.is_file():
-        return new
+        return None
     old = json.loads(path.read_text())
     old_mode = old.get("mode") or ("fast" if old.get("fast") else "full")
-    if (old.get("seed"), old.get("split_seed"), old_mode) != (new["seed"], new["split_seed"], new["mode"]):
+    if (old.get("seed"), old.get("split_seed"), old_mode) != (seed, split_seed, mode):
         raise ValueError(f"{path} holds a tuning at seed {old.get('seed')}, split seed {old.get('split_seed')}, "
-                         f"{old_mode} mode; these runs are seed {new['seed']}, split seed {new['split_seed']}, "
-                         f"{new['mode']} mode. Use another --out, or delete that file.")
+                         f"{old_mode} mode; these runs are seed {seed}, split seed {split_seed}, {mode} mode. "
+                         f"Use another --out, or delete that file.")
+    return old
+
+
+def _merged(old: dict | None, new: dict) -> dict:
+    """``new`` with the other methods of an earlier tuning ``old`` (see :func:`_earlier`)."""
+    if old is None:
+        return new
     kept = [m for m in old.get("chosen", {}) if m not in new["chosen"]]
     return {**new, "grid": {**{m: old["grid"][m] for m in kept}, **new["grid"]},
             "chosen": {**{m: old["chosen"][m] for m in kept}, **new["chosen"]},
