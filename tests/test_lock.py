@@ -39,3 +39,22 @@ def test_every_runtime_dependency_is_pinned():
     pinned = {line.split("==")[0].lower() for line in pins()}
     wanted = {re.split(r"[<>=!~ \[;]", d)[0].lower() for d in project["dependencies"]}
     assert wanted <= pinned, f"not in {LOCK.name}: {sorted(wanted - pinned)}; run scripts/lock.sh"
+
+
+def test_the_environment_holds_compiled_bytecode():
+    """scripts/venv.sh installs with --compile-bytecode: each new process (a lesson's kernel, a graded
+    notebook's kernel in its read-only sandbox, a test's subprocess) then imports torch and transformers in
+    about 0.4x the time of compiling them from source (bench/speed.py --only startup)."""
+    import importlib.util
+    import sys
+
+    import torch
+    import transformers
+
+    if not (Path(sys.prefix) / ".tutorlib-installed").exists():
+        import pytest
+
+        pytest.skip("not the environment scripts/venv.sh made (it is the one make test uses)")
+    for module in (torch, transformers):
+        compiled = Path(importlib.util.cache_from_source(module.__file__))
+        assert compiled.exists(), f"{compiled} is missing: run scripts/venv.sh (it compiles the environment once)"
