@@ -112,12 +112,18 @@ class PromptTunedModel(nn.Module):
         labels = kwargs.get("labels")
         if labels is not None and labels.dim() == 2:  # a language model's: the prompt is never predicted
             kwargs["labels"] = torch.cat([labels.new_full((rows, P), -100), labels], dim=1)
+        keep = kwargs.get("logits_to_keep")
+        if torch.is_tensor(keep) and keep.dim() == 2:  # (B, T) positions to project: none of the prompt's
+            kwargs["logits_to_keep"] = torch.cat([keep.new_zeros(rows, P), keep], dim=1)
         return args, kwargs
 
     def _drop_prompt_positions(self, module, args, kwargs, output):
-        """Forward hook: keep the T real tokens of the logits (causal LM) or hidden states (an encoder)."""
+        """Forward hook: keep the T real tokens of the logits (causal LM) or hidden states (an encoder).
+        Logits of chosen positions only (``logits_to_keep`` a mask: (N, vocab)) hold no prompt position."""
         for key in ("logits", "last_hidden_state"):
             if getattr(output, key, None) is not None:
+                if key == "logits" and output.logits.dim() == 2:
+                    break
                 setattr(output, key, getattr(output, key)[:, self.prompt_length:])
                 break
         return output

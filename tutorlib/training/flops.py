@@ -130,8 +130,9 @@ def step_flops(config, batch_size: int, seq_len: int, *, method: str = "full", p
             update on the projections named in ``lora_on``: roles among :data:`LORA_ROLES`) or "prompt"
             (frozen model, ``prompt_length`` trainable input vectors before the text). Each method reads
             only its own shape arguments.
-        lm_head: True for a causal LM (hidden -> vocabulary at every token); False for a classifier
-            (its small head on the pooled vector is negligible and not counted).
+        lm_head: True for a causal LM (hidden -> vocabulary at every token: a batch with a label at every
+            token; ``train()`` projects only the labelled positions, see training/label_logits.py); False for a
+            classifier (its small head on the pooled vector is negligible and not counted).
         backward: False gives a forward pass only (inference): backward terms are 0.
     Returns:
         :class:`StepFlops` in FLOPs (multiply-add = 2).
