@@ -3,6 +3,8 @@ summarisation comparison split into training, zero-shot, prefix and full generat
 
     .venv/bin/python bench/speed.py                 # both parts, ~15 min on a loaded 2-core machine
     .venv/bin/python bench/speed.py --only train    # the train() part only (~2 min)
+    .venv/bin/python bench/speed.py --only startup  # a new Python process importing the kit's models (~2 min)
+    .venv/bin/python bench/speed.py --only suite    # the whole test suite, without and with bytecode (~20 min)
 
 "Before" is the kit at ``--before`` (default 904efbd, the commit these changes started from), extracted
 with ``git archive`` into a temporary folder and put first on PYTHONPATH; "after" is this working tree.
@@ -16,12 +18,24 @@ in the same run on the same machine: compare the ratios, not the seconds across 
 * **summarisation comparison**: ``compare("summarise", fast=True, methods="zero-shot,prefix,full")``
   (SmolLM2-135M on nyt-leads, the fast budget), wall time per method, and of each method its ``train()``
   call and its scoring (generation + ROUGE). After = the second comparison in the same row cache (the
-  first one, which makes the zero-shot row, is reported too, as "after, cold cache").
+  first one, which makes the zero-shot row, is reported too, as "after, cold cache"). ``--rounds`` rounds
+  (each: before, after, after, in a fresh row cache), the ratios of their medians; ``--threads`` torch
+  threads (default 1).
 * **memory columns** (``--only memory``): the stored sentiment comparison's budget (results/sentiment:
   MiniLM-L6, batches of 32 x up to 64 tokens) for 8 steps and 32 test items, before and after:
   ``peak_memory_increase_mb`` per method, the stored run's beside them for scale. Before and after run the
   same 8 batches, so they must agree; the stored run trained a whole epoch (266 length-grouped batches,
   its longest ones included), so its peaks are larger and are not expected to match.
+* **steps** (``--only steps``, this tree only): SmolLM2 steps on the fast summarisation batches, projecting
+  every position onto the vocabulary or only the labelled ones (``TrainConfig.label_logits_only``), full
+  fine-tuning and prefix tuning interleaved; AdamW's update of SmolLM2's weights, fused or not.
+* **startup** (``--only startup``): a new Python process importing torch, transformers and the kit's three
+  model families, as each lesson kernel, graded notebook and test subprocess does: with the environment's
+  compiled bytecode (.pyc, written once at install by ``scripts/venv.sh``) and without it (an empty
+  ``PYTHONPYCACHEPREFIX`` and ``PYTHONDONTWRITEBYTECODE=1``: every module compiled from source, as in an
+  environment installed without bytecode where .pyc files cannot be written). Interleaved, ``--rounds``.
+* **test suite** (``--only suite``): the pytest command of ``make test`` (every test and notebook), wall and
+  CPU time, once in a copy of the environment with its bytecode deleted (before), once in the environment.
 
 Results: bench/results/speed.json; the note: bench/RESULTS.md, section 7.
 """
@@ -84,6 +98,51 @@ def worker_train(repeats: int, objects: int) -> dict:
             "calls_s": calls}
 
 
+def worker_steps(rounds: int) -> dict:
+    """This tree only: SmolLM2 training steps on the fast budget's summarisation batches (4 x up to 128 tokens,
+    a news body and its lead sentence), projecting every position onto the vocabulary or only the labelled ones
+    (``TrainConfig.label_logits_only``), for full fine-tuning and prefix tuning, interleaved; and AdamW's update of
+    SmolLM2's weights, fused (the kit's on the CPU) or not. One thread; medians of the steps after the first."""
+    import torch
+
+    from tutorlib import attach_prefix, load_dataset, load_model, prepare_full_finetuning
+    from tutorlib.tasks.summarise import make_batches
+    from tutorlib.training.loop import TrainConfig, train
+
+    torch.set_num_threads(1)
+    model, tok = load_model("smollm2-135m")
+    batches = make_batches(load_dataset("nyt-leads")["train"].select(range(16)), tok, batch_size=4, max_length=128)
+    labelled = [int((b["labels"] != -100).sum()) for b in batches]
+    steps = {f"{m}_{'labelled_positions' if only else 'every_position'}": [] for m in ("full", "prefix")
+             for only in (False, True)}
+    for i in range(rounds):
+        for only in ((False, True) if i % 2 == 0 else (True, False)):
+            for method in ("full", "prefix"):
+                fresh, _ = load_model("smollm2-135m")
+                tuned = prepare_full_finetuning(fresh) if method == "full" else attach_prefix(fresh, prefix_length=10)
+                config = TrainConfig(steps=5, lr=1e-5, device="cpu", label_logits_only=only)
+                history = train(tuned, batches, config, progress=False)
+                steps[f"{method}_{'labelled_positions' if only else 'every_position'}"] += history.seconds[1:]
+    params = [p for p in model.parameters()]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    adamw = {}
+    for fused in (False, True, False, True):
+        optimizer = torch.optim.AdamW(params, lr=1e-5, fused=fused)
+        optimizer.step()  # the state is created here
+        start = time.perf_counter()
+        for _ in range(3):
+            optimizer.step()
+        adamw.setdefault("fused" if fused else "unfused", []).append((time.perf_counter() - start) / 3)
+    medians = {name: statistics.median(s) for name, s in steps.items()}
+    return {"tokens_per_batch": [int(b["attention_mask"].sum()) for b in batches], "labelled_per_batch": labelled,
+            "step_s": steps, "median_step_s": medians,
+            "ratio_full": ratio(medians["full_labelled_positions"], medians["full_every_position"]),
+            "ratio_prefix": ratio(medians["prefix_labelled_positions"], medians["prefix_every_position"]),
+            "adamw_step_s": {k: statistics.median(v) for k, v in adamw.items()},
+            "adamw_parameters": sum(p.numel() for p in params)}
+
+
 def worker_memory() -> dict:
     """The stored sentiment comparison's budget, 8 steps: each method's memory columns."""
     from tutorlib.experiments.compare import compare
@@ -101,7 +160,7 @@ def worker_compare(after: bool) -> dict:
     from tutorlib.experiments import compare as compare_module
     from tutorlib.experiments import runs
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # --threads
     walls = {}
     run_method = runs.run_method
 
@@ -131,6 +190,39 @@ def worker_compare(after: bool) -> dict:
 # ----------------------------------------------------------------------------- the run
 
 
+STARTUP = ("import torch, transformers; from tutorlib import load_model, attach_prefix; "
+           "from transformers import GPT2LMHeadModel, BertModel, LlamaForCausalLM")
+SUITE = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "tests", "notebooks", "solutions",
+         "--ignore=tests/notebooks"]  # make test's pytest line
+
+
+def timed_process(command: list[str], env: dict) -> dict:
+    """Run ``command``; its wall time, the CPU time of it and its children, its exit code and last line."""
+    before, start = os.times(), time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    wall, after = time.perf_counter() - start, os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    lines = done.stdout.strip().splitlines() or [""]
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "returncode": done.returncode, "last_line": lines[-1],
+            "failed": [line for line in lines if line.startswith("FAILED")]}
+
+
+def without_bytecode(env: dict, empty_prefix: Path) -> dict:
+    """An environment in which Python finds no .pyc file and writes none: every import compiles from source."""
+    return {**env, "PYTHONPYCACHEPREFIX": str(empty_prefix), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def environment_copy_without_bytecode(folder: Path) -> Path:
+    """A copy of this virtual environment with every __pycache__ folder deleted; returns its python."""
+    import shutil
+
+    venv = Path(sys.prefix)
+    shutil.copytree(venv, folder, symlinks=True)
+    for cache in sorted(folder.rglob("__pycache__"), reverse=True):
+        shutil.rmtree(cache, ignore_errors=True)
+    return folder / "bin" / "python"
+
+
 def extract(ref: str, folder: Path) -> Path:
     """``git archive REF tutorlib`` into ``folder``; returns the folder (for PYTHONPATH)."""
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "tutorlib"], capture_output=True, check=True)
@@ -139,6 +231,8 @@ def extract(ref: str, folder: Path) -> Path:
 
 
 def run_worker(kind: str, code: Path | None, env_extra: dict, *args: str) -> dict:
+    """One measurement in a fresh process (``code``: the 'before' kit's folder; None: this tree). One torch
+    thread unless ``env_extra`` sets OMP_NUM_THREADS."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "TUTORLIB_OFFLINE": "1",
            **env_extra}
     env["PYTHONPATH"] = str(code) if code is not None else str(ROOT)
@@ -156,7 +250,12 @@ def ratio(after: float, before: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="904efbd", help="git ref of the 'before' code (default: %(default)s)")
-    parser.add_argument("--only", choices=["train", "compare", "memory"], help="one part only")
+    parser.add_argument("--only", choices=["train", "compare", "steps", "memory", "startup", "suite"],
+                        help="one part only")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the compare and startup parts")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of each comparison (1: least disturbed by other load; the kit's "
+                             "default on a 2-core machine is 2)")
     parser.add_argument("--workers", type=int, default=2, help="worker pairs for the train() part")
     parser.add_argument("--repeats", type=int, default=5, help="train() calls per worker")
     parser.add_argument("--objects", type=int, default=560_000, help="Python objects a train() worker holds")
@@ -170,13 +269,18 @@ def main() -> None:
     if args.worker == "compare":
         print(json.dumps(worker_compare(args.after)))
         return
+    if args.worker == "steps":
+        print(json.dumps(worker_steps(args.rounds)))
+        return
     if args.worker == "memory":
         print(json.dumps(worker_memory()))
         return
 
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.before], capture_output=True,
                             text=True, check=True).stdout.strip()
-    record = {"command": "python bench/speed.py" + (f" --only {args.only}" if args.only else ""),
+    record = {"command": "python bench/speed.py" + (f" --only {args.only}" if args.only else "")
+                         + (f" --rounds {args.rounds}" if args.rounds != 2 else "")
+                         + (f" --threads {args.threads}" if args.threads != 1 else ""),
               "date": time.strftime("%Y-%m-%d"), "before": f"{args.before} ({commit}), git archive",
               "after": "this working tree", "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -197,18 +301,59 @@ def main() -> None:
                                           "ratio_after_before": ratio(fixed["after"], fixed["before"])}
             print(f"train() fixed cost after/before: {record['train_fixed_cost']['ratio_after_before']}", flush=True)
         if args.only in (None, "compare"):
-            rows_cache = {"TUTORLIB_ROW_CACHE": str(Path(tmp) / "rows")}
-            before = run_worker("compare", before_code, rows_cache)
-            print(f"compare before: {before['wall_s']:.1f} s", flush=True)
-            cold = run_worker("compare", None, rows_cache, "--after")
-            print(f"compare after, cold cache: {cold['wall_s']:.1f} s", flush=True)
-            warm = run_worker("compare", None, rows_cache, "--after")
-            print(f"compare after: {warm['wall_s']:.1f} s", flush=True)
-            record["summarisation_compare"] = {"before": before, "after_cold_cache": cold, "after": warm,
-                                               "ratio_after_before": ratio(warm["wall_s"], before["wall_s"]),
-                                               "ratio_after_cold_before": ratio(cold["wall_s"], before["wall_s"])}
-            print(f"compare after/before: {record['summarisation_compare']['ratio_after_before']} (cold cache "
-                  f"{record['summarisation_compare']['ratio_after_cold_before']})", flush=True)
+            rounds = []
+            for i in range(args.rounds):  # each round: before, then after twice in one fresh row cache
+                rows_cache = {"TUTORLIB_ROW_CACHE": str(Path(tmp) / f"rows-{i}"), "OMP_NUM_THREADS": str(args.threads)}
+                before = run_worker("compare", before_code, rows_cache)
+                cold = run_worker("compare", None, rows_cache, "--after")
+                warm = run_worker("compare", None, rows_cache, "--after")
+                rounds.append({"before": before, "after_cold_cache": cold, "after": warm})
+                print(f"compare round {i + 1}: before {before['wall_s']:.1f} s, after {cold['wall_s']:.1f} s "
+                      f"(row made), {warm['wall_s']:.1f} s (row read)", flush=True)
+            median = {key: statistics.median(r[key]["wall_s"] for r in rounds)
+                      for key in ("before", "after_cold_cache", "after")}
+            key = "summarisation_compare" + (f"_{args.threads}_threads" if args.threads != 1 else "")
+            record[key] = {
+                "rounds": rounds, "median_wall_s": median,
+                # the first round's split by method, for the table
+                "before": rounds[0]["before"], "after_cold_cache": rounds[0]["after_cold_cache"],
+                "after": rounds[0]["after"],
+                "ratio_after_before": ratio(median["after"], median["before"]),
+                "ratio_after_cold_before": ratio(median["after_cold_cache"], median["before"])}
+            record[key + "_run"] = {"command": record["command"], "date": record["date"],
+                                    "load_average_at_start": record["load_average_at_start"], "threads": args.threads}
+            print(f"compare after/before: {record[key]['ratio_after_before']} (cold cache "
+                  f"{record[key]['ratio_after_cold_before']})", flush=True)
+        if args.only in (None, "steps"):
+            record["steps"] = {**run_worker("steps", None, {}, "--rounds", str(args.rounds)),
+                               "run": {k: record[k] for k in ("command", "date", "load_average_at_start")}}
+            print(f"steps: {record['steps']['median_step_s']}, AdamW {record['steps']['adamw_step_s']}", flush=True)
+        if args.only in (None, "startup"):
+            env = {**os.environ, "OMP_NUM_THREADS": "1"}
+            runs = {"without_bytecode": [], "with_bytecode": []}
+            for i in range(args.rounds * 2):
+                order = list(runs) if i % 2 == 0 else list(runs)[::-1]
+                for label in order:
+                    run_env = without_bytecode(env, Path(tmp) / f"no-pyc-{i}") if label == "without_bytecode" else env
+                    runs[label].append(timed_process([sys.executable, "-c", STARTUP], run_env))
+            median = {label: {"wall_s": statistics.median(r["wall_s"] for r in rs),
+                              "cpu_s": statistics.median(r["cpu_s"] for r in rs)} for label, rs in runs.items()}
+            record["startup"] = {"code": STARTUP, "runs": runs, "median": median,
+                                 "ratio_with_without": ratio(median["with_bytecode"]["wall_s"],
+                                                             median["without_bytecode"]["wall_s"]),
+                                 "run": {k: record[k] for k in ("command", "date", "load_average_at_start")}}
+            print(f"startup: {median}", flush=True)
+        if args.only == "suite":  # not part of a plain run: about 20 minutes
+            env = {**os.environ, "TUTORLIB_OFFLINE": "1", "TUTORLIB_MODE": "fast"}
+            plain_python = environment_copy_without_bytecode(Path(tmp) / "venv-without-bytecode")
+            before = timed_process([str(plain_python), *SUITE], env)
+            print(f"suite without bytecode: {before}", flush=True)
+            after = timed_process([sys.executable, *SUITE], env)
+            print(f"suite with bytecode: {after}", flush=True)
+            record["suite"] = {"command": " ".join(["python", *SUITE]), "without_bytecode": before,
+                               "with_bytecode": after, "ratio_wall": ratio(after["wall_s"], before["wall_s"]),
+                               "ratio_cpu": ratio(after["cpu_s"], before["cpu_s"]),
+                               "run": {k: record[k] for k in ("command", "date", "load_average_at_start")}}
         if args.only in (None, "memory"):
             stored = json.loads((ROOT / "results" / "sentiment" / "results.json").read_text())
             memory = {"stored (results/sentiment, 266 steps)": {
