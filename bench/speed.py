@@ -1,8 +1,10 @@
-"""Where learners wait, before and after the speed work: a tiny train() call's fixed cost, and a fast-mode
-summarisation comparison split into training, zero-shot, prefix and full generation.
+"""Where learners wait, before and after the speed work: a tiny train() call's fixed cost, a fast-mode
+summarisation comparison split into training, zero-shot, prefix and full generation, SmolLM2's training step,
+a new process's start-up, and the whole test suite.
 
-    .venv/bin/python bench/speed.py                 # both parts, ~15 min on a loaded 2-core machine
+    .venv/bin/python bench/speed.py                 # every part but the suite, ~25 min on a quiet 2-core machine
     .venv/bin/python bench/speed.py --only train    # the train() part only (~2 min)
+    .venv/bin/python bench/speed.py --only compare --threads 2   # the comparison at two torch threads
     .venv/bin/python bench/speed.py --only startup  # a new Python process importing the kit's models (~2 min)
     .venv/bin/python bench/speed.py --only suite    # the whole test suite, without and with bytecode (~20 min)
 
@@ -193,7 +195,7 @@ def worker_compare(after: bool) -> dict:
 STARTUP = ("import torch, transformers; from tutorlib import load_model, attach_prefix; "
            "from transformers import GPT2LMHeadModel, BertModel, LlamaForCausalLM")
 SUITE = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "tests", "notebooks", "solutions",
-         "--ignore=tests/notebooks"]  # make test's pytest line
+         "--ignore=tests/notebooks"]  # make test's pytest line, without pytest's cache folder
 
 
 def timed_process(command: list[str], env: dict) -> dict:
