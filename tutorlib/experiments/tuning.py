@@ -22,6 +22,7 @@ from pathlib import Path
 from tutorlib import Mode
 from tutorlib.experiments.compare import LEARNING_RATES
 from tutorlib.experiments.seeds import stored_run
+from tutorlib.files import write_atomic
 
 GRID = {"full": (2e-5, 5e-5, 1e-4), "prefix": (3e-3, 1e-2, 3e-2)}
 """The grids of the first measurement (kept, so its stored runs are reused); any other method: :func:`grid_for`."""
@@ -81,10 +82,7 @@ def tune_learning_rates(folder, runs_folder=None, grid: dict | None = None, seed
     tuning = {"grid": {m: list(v) for m, v in grid.items()}, "chosen": chosen, "chosen_on": "validation",
               "seed": seed, "split_seed": split_seed, "mode": mode, "table": table}
     tuning = _merged(earlier, tuning)
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    tmp = Path(folder, ".tuning.json.tmp")
-    tmp.write_text(json.dumps(tuning, indent=1))
-    tmp.rename(Path(folder, "tuning.json"))  # a reader never sees half a file
+    write_atomic(Path(folder, "tuning.json"), json.dumps(tuning, indent=1))  # a reader never sees half a file
     return tuning
 
 
