@@ -491,7 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data split seeds; beyond the first, run at training seed 0")
     s.add_argument("--methods", type=method_list(exactly=2), default="full,prefix",
                    help="the two methods compared, e.g. lora,prompt (default full,prefix)")
-    s.add_argument("--lr", default=None, help="full=RATE,prefix=RATE (default: the choice in --tuning)")
+    s.add_argument("--lr", default=None, help="a rate for each of the two --methods, e.g. full=RATE,prefix=RATE "
+                                             "(default: the choice in --tuning)")
     s.add_argument("--tuning", default="results/sentiment-tuning", help="folder with tuning.json (for the rates)")
     _run_store_options(s, out=None, what="summary.json (default results/sentiment-seeds, or "
                                          "results/sentiment-seeds-A-B for other methods)")
