@@ -48,6 +48,12 @@ RIGHT = {
     "q3_answer": "def mean_loss(losses):\n    return sum(losses) / len(losses)",
     "q4_answer": "def prefix_bytes(n_params):\n    return 4 * n_params",
 }
+# OSC 52 (writes the clipboard), a screen clear, a carriage return before a forged row, a right-to-left override,
+# a C1 control (CSI in some terminals), a backspace and a bell.
+ACTING_TEXT = "\x1b]52;c;b3duZWQ=\x07\x1b[2J\r| honest | 7 | 7 |\u202edetirw\x9b31m\x08\x07"
+# Attacks that also answer a later question their own way (the others answer WRONG there).
+LATER_ANSWERS = {"terminal-escapes": {
+    "q2_answer": f"def trained_fraction(trainable, total):\n    return {ACTING_TEXT!r}"}}
 
 
 def _attacks(paths: dict) -> dict[str, str]:
@@ -119,7 +125,13 @@ def _attacks(paths: dict) -> dict[str, str]:
                                   "def prefix_bytes(n):\n    return list(range(3 * 10**6))\n",
         # An answer too deep for the parser.
         "deep-expression": "x = " + "+".join(["1"] * 20000) + "\n" + WRONG["q1_answer"],
+        # Text that acts on the teacher's terminal or viewer (the grade command prints its report): an error, a
+        # printed line and a value carrying escape sequences, carriage returns and a right-to-left override.
+        "terminal-escapes": f"import sys\nprint({ACTING_TEXT!r})\nprint({ACTING_TEXT!r}, file=sys.stderr)\n"
+                            "def prefix_params(n_layers, prefix_len, d_model):\n"
+                            f"    raise ValueError({ACTING_TEXT!r})\n",
     }
+
 
 
 def _learner_copy(replace: dict, out: Path, name: str = "toy_prefix.ipynb") -> Path:
@@ -167,7 +179,7 @@ class _Listener:
 
 
 HOSTILE_NAMES = ['=HYPERLINK("http://example.invalid","x")', "a|b\n| forged | 99 | 7 | | | |", "dot.ted", "dot_ted",
-                 "+cmd", "@sum(1)"]
+                 "+cmd", "@sum(1)", "esc" + ACTING_TEXT]
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +204,7 @@ def graded_class(tmp_path_factory):
     shutil.copy(EXERCISE, subs / "empty")
     attacks = _attacks(paths)
     for name, code in attacks.items():
-        _learner_copy({**WRONG, "q1_answer": code}, subs / name)
+        _learner_copy({**WRONG, "q1_answer": code, **LATER_ANSWERS.get(name, {})}, subs / name)
     # Files that are not what they claim: links to a solution and to a classmate, a JSON bomb, a renamed copy.
     (subs / "link-to-solution").mkdir()
     (subs / "link-to-solution" / "toy_prefix.ipynb").symlink_to(solutions / "toy_prefix.ipynb")
@@ -236,7 +248,8 @@ def test_honest_learners_score_full_marks_and_the_empty_exercise_zero(graded_cla
 
 @pytest.mark.parametrize("attack", ["frames-and-gc", "forged-replies", "read-solutions", "write-everywhere",
                                     "leave-a-process", "kill-everything", "memory-hog", "disk-hog", "fork-bomb",
-                                    "endless-loop", "network", "huge-and-tricky-values", "deep-expression"])
+                                    "endless-loop", "network", "huge-and-tricky-values", "deep-expression",
+                                    "terminal-escapes"])
 def test_every_attack_scores_zero_where_it_cheats(graded_class, attack):
     total, questions = _points(graded_class, attack)
     print(attack, {g: (q.points, q.message[:120]) for g, q in questions.items()})
@@ -282,6 +295,30 @@ def test_the_gradebook_is_complete_and_safe_to_open(graded_class):
     feedback = sorted((out / "feedback").iterdir())
     assert len(feedback) == len(learners)  # one file per learner: dot.ted and dot_ted do not share one
     assert json.loads((out / "grades.json").read_text()).keys() == {e.learner for e in learners.values()}
+
+
+def test_nothing_the_grader_writes_or_prints_holds_a_character_a_terminal_would_act_on(graded_class, capsys):
+    """Learner text reaches every output (errors, values, folder names): each file shows it printable, and
+    grades.json keeps it exact as ASCII escapes. Nothing but printable characters and line breaks anywhere."""
+    from tutorlib.course.gradebook import write_gradebook
+
+    out = graded_class["out"]
+    acting = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        text = path.read_text(encoding="utf-8")
+        found = sorted({f"U+{ord(ch):04X}" for ch in text if not (ch.isprintable() or ch == "\n")})
+        if found:
+            acting[str(path.relative_to(out))] = found
+    assert acting == {}
+    feedback = next((out / "feedback").glob("terminal-escapes-*.md")).read_text()
+    assert "?]52;c;b3duZWQ=?" in feedback  # the error is shown, its escape sequence made visible
+    stored = json.loads((out / "grades.json").read_text())
+    assert "esc" + ACTING_TEXT in stored  # the exact name, for a program
+    learners = list(graded_class["learners"].values())
+    write_gradebook(learners, [graded_class["solutions"] / "toy_prefix.ipynb"], out.parent / "again")
+    print((out.parent / "again" / "report.md").read_text())  # what `tutorlib grade` prints to the terminal
+    printed = capsys.readouterr().out
+    assert printed and all(ch.isprintable() or ch == "\n" for ch in printed)
 
 
 def test_feedback_never_shows_hidden_test_source(graded_class):

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tutorlib.course.report import GradeReport, NotebookResult, QuestionResult
+from tutorlib.course.report import GradeReport, NotebookResult, QuestionResult, printable
 from tutorlib.course.sandbox import Limits, kill_session
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
@@ -201,7 +201,7 @@ def grade_notebooks(paths, *, solutions_dir: str | Path | None = "solutions", ce
     report = GradeReport(pass_mark=pass_mark, feedback_only=not hidden)
     for path in paths:
         if verbose:
-            print(f"grading {path} ...", file=sys.stderr, flush=True)
+            print(f"grading {printable(str(path), one_line=True)} ...", file=sys.stderr, flush=True)
         result = grade_notebook(path, solutions_dir=solutions_dir, cell_timeout=cell_timeout, mode=mode,
                                 hidden=hidden, options=options)
         report.notebooks.append(result)

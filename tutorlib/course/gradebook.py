@@ -24,6 +24,10 @@ learner already graded):
   notebook's total, the total, the flags (tamper evidence: points withheld until accepted), the
   missing notebooks, the problems with files, and an empty column per free-text ("Think") answer
   for the teacher to fill in by hand. A cell a spreadsheet would run as a formula is neutralised.
+
+Every file (and every line printed) shows learner-chosen text through :func:`~tutorlib.course.report.printable`:
+no character of it that a terminal or a viewer would act on (an escape sequence, a carriage return, a
+right-to-left override) reaches the teacher; ``grades.json`` keeps the exact text, written as ASCII escapes.
 * ``feedback/<learner>-<id>.md``: that learner's report (every question, message, flag and
   free-text answer); one file per learner, never shared;
 * ``grades.json`` with everything, and ``report.md``: the class at a glance (points of the
@@ -51,7 +55,7 @@ from pathlib import Path
 
 from tutorlib.course.autograde import UNSAFE_STAMP, GradingOptions, grade_file, read_learner_file, zero_questions
 from tutorlib.course.builder import graded_tests, is_answer_cell, nbgrader_meta, read_notebook
-from tutorlib.course.report import GradeReport, NotebookResult, QuestionResult
+from tutorlib.course.report import GradeReport, NotebookResult, QuestionResult, printable
 from tutorlib.files import write_atomic
 
 MAX_FILES_PER_LEARNER = 2000  # a folder with more is not searched further (a learner's runaway loop?)
@@ -130,8 +134,8 @@ def _files_of(folder: Path, problems: list[str]) -> dict[str, list[Path]]:
 
 
 def _shown(path) -> str:
-    """A learner-chosen path or name, safe to put in a report line (no control characters, short)."""
-    text = "".join(ch if ch.isprintable() else "?" for ch in str(path))
+    """A learner-chosen path or name, safe to put in a report line (one printable line, short)."""
+    text = printable(str(path), one_line=True)
     return text if len(text) <= 120 else text[:117] + "..."
 
 
@@ -324,7 +328,9 @@ def write_gradebook(learners: list[LearnerGrades], solutions: list[Path], out: P
         row = _csv_row(entry, possible)
         if unsafe:
             row["sandbox"] = UNSAFE_STAMP
-        writer.writerow([spreadsheet_safe(str(row.get(col, ""))) for col in header])
+        # printable: a terminal or a spreadsheet shows the text and runs nothing of it; a name stays on one line
+        writer.writerow([spreadsheet_safe(printable(str(row.get(col, "")), one_line=col == "learner"))
+                         for col in header])
     write_atomic(out / "gradebook.csv", buffer.getvalue().encode())
     for entry in learners:
         text = entry.report.to_markdown().replace("# Grades", f"# Grades: {markdown_text(entry.learner)}", 1)
@@ -338,7 +344,7 @@ def write_gradebook(learners: list[LearnerGrades], solutions: list[Path], out: P
     everything = {e.learner: dict(e.report.to_dict(), missing=e.missing, problems=e.problems,
                                   overridden=e.overridden, feedback=f"feedback/{feedback_name(e.learner, e.folder)}")
                   for e in learners}
-    write_atomic(out / "grades.json", (json.dumps(everything, indent=2, ensure_ascii=False) + "\n").encode())
+    write_atomic(out / "grades.json", (json.dumps(everything, indent=2, ensure_ascii=True) + "\n").encode())
     write_atomic(out / "report.md", _class_report(learners, possible, unsafe).encode())
 
 
@@ -378,5 +384,5 @@ def _class_report(learners: list[LearnerGrades], possible: float, unsafe: bool) 
         for entry, nb, gid, text in answers:
             lines += [f"**{markdown_text(entry.learner)}**, {markdown_text(Path(nb.path).stem)} "
                       f"`{markdown_text(gid)}`:", ""]
-            lines += [f"> {html.escape(ln, quote=False)}" for ln in text.splitlines()[:40]] + [""]
+            lines += [f"> {html.escape(ln, quote=False)}" for ln in printable(text).splitlines()[:40]] + [""]
     return "\n".join(lines).rstrip() + "\n"

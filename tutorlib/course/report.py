@@ -13,6 +13,25 @@ from pathlib import Path
 
 from tutorlib.files import write_atomic
 
+
+def printable(text: str, *, one_line: bool = False) -> str:
+    r"""``text`` made safe to show a person: in a terminal (the grade commands print their reports), a Markdown
+    viewer or a spreadsheet. Learner code chooses much of what a report says (its error messages, the values it
+    gives, its folder's name), and a character that is not printable can act instead of being read: ESC starts
+    a terminal command (clearing the screen, writing the clipboard), CR returns to the line's start and
+    overwrites it, U+202E reverses the text after it. Each such character (Unicode's control, format,
+    surrogate, private-use and unassigned ones) becomes ``?``; a tab becomes a space. Line breaks stay, unless
+    ``one_line``: then every run of white space, line breaks included, becomes one space.
+
+        >>> printable("8 / 8\x1b]52;c;aGk=\x07\rforged")
+        '8 / 8?]52;c;aGk=?\nforged'
+    """
+    text = str(text).replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    if one_line:
+        text = " ".join(text.split())
+    return "".join(ch if ch.isprintable() or ch == "\n" else "?" for ch in text)
+
+
 STATUS_ICON = {"passed": "✅ passed", "partial": "🟡 partly passed", "failed": "❌ failed", "timeout": "⏱️ timeout",
                "kernel died": "💥 kernel died", "missing": "❓ missing", "not run": "⏭️ not run"}
 
@@ -129,7 +148,7 @@ class GradeReport:
                 lines.append("No graded questions found in this notebook.")
             for gid, text in nb.free_text.items():
                 lines += ["", f"**{_cell_text(gid)}** (free text, marked by hand):", ""] + \
-                    [f"> {html.escape(ln, quote=False)}" for ln in text.splitlines()]
+                    [f"> {html.escape(ln, quote=False)}" for ln in printable(text).splitlines()]
             lines += [""] + [f"- {_cell_text(note)}" for note in nb.notes] + ([""] if nb.notes else [])
         return "\n".join(lines).rstrip() + "\n"
 
@@ -137,7 +156,9 @@ class GradeReport:
         """Write ``grades.json`` and ``grades.md`` into ``out_dir`` (created if needed); return both paths."""
         out = Path(out_dir)
         json_path, md_path = out / "grades.json", out / "grades.md"
-        write_atomic(json_path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        # ASCII: every character outside it is written as an escape (\\u001b), so the file shows nothing a terminal
+        # would act on, and a program reading it gets the learner's exact text back.
+        write_atomic(json_path, json.dumps(self.to_dict(), indent=2, ensure_ascii=True) + "\n")
         write_atomic(md_path, self.to_markdown())
         return json_path, md_path
 
@@ -147,5 +168,5 @@ def _num(x: float) -> str:
 
 
 def _cell_text(message: str) -> str:
-    """A message inside a Markdown table cell: HTML-escaped, '|' escaped, line breaks as <br>."""
-    return html.escape(message.strip(), quote=False).replace("|", "\\|").replace("\n", "<br>")
+    """A message inside a Markdown table cell: printable, HTML-escaped, '|' escaped, line breaks as <br>."""
+    return html.escape(printable(message).strip(), quote=False).replace("|", "\\|").replace("\n", "<br>")
