@@ -79,6 +79,25 @@ def test_rows_hold_quality_cost_and_parameters_for_each_method():
     assert list(result.to_dataframe()["method"]) == ["full", "prefix"]
 
 
+def test_the_tokenizer_is_read_once_and_every_method_gets_fresh_weights(monkeypatch):
+    from tutorlib.loading import models
+
+    reads, weights = [], []
+    real_tokenizer, real_load = models.tiny_tokenizer, models._load_tiny
+    monkeypatch.setattr(models, "tiny_tokenizer", lambda arch: reads.append(arch) or real_tokenizer(arch))
+
+    def counted_load(*args):
+        model, tok = real_load(*args)
+        weights.append(model)
+        return model, tok
+
+    monkeypatch.setattr(models, "_load_tiny", counted_load)
+    result = run_sentiment(methods="head-only,full,prefix")
+    assert len(reads) == 1  # for the data; each method reuses it
+    assert len(weights) == 3 and len({id(m) for m in weights}) == 3  # one fresh model per method, none for the data
+    assert [row["method"] for row in result.rows] == ["head-only", "full", "prefix"]
+
+
 def test_prefix_mlp_trains_its_head_at_its_own_rate():
     result = run_sentiment(methods="prefix,prefix-mlp")
     mlp = result.row("prefix-mlp")

@@ -13,6 +13,7 @@ from tutorlib.training.measure import (
     ASSUMED_WATTS_PER_CORE,
     EnergyMeter,
     PeakMemory,
+    older_objects_set_aside,
     optimizer_state_bytes,
     parameter_bytes,
     peak_memory_mb,
@@ -82,6 +83,42 @@ def test_memory_tracker_keeps_the_peak_of_a_freed_allocation():
         del big
         during = mem.peak_mb
     assert mem.increase_mb > 100 and mem.peak_mb == during  # frozen after the block
+
+
+def test_older_objects_are_set_aside_for_the_block_and_then_returned():
+    """Inside the block a collection walks only new objects (garbage made there is still freed); objects frozen
+    by someone else are left frozen, and a nested block does not unfreeze what its outer block set aside."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    frozen_by_conftest = gc.get_freeze_count() > 0  # the test run sets its imports aside (conftest.py)
+    gc.unfreeze()
+    try:
+        with older_objects_set_aside():
+            set_aside = gc.get_freeze_count()
+            assert set_aside > 1000  # every object the test run holds
+            node = Node()
+            node.self = node  # a reference cycle: only the collector frees it
+            alive = weakref.ref(node)
+            del node
+            with older_objects_set_aside():
+                assert gc.get_freeze_count() == set_aside
+            assert gc.get_freeze_count() == set_aside
+            gc.collect()
+            assert alive() is None
+        assert gc.get_freeze_count() == 0
+        gc.freeze()  # someone else's freeze (a learner's, the test run's)
+        frozen = gc.get_freeze_count()
+        with older_objects_set_aside():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+        if frozen_by_conftest:
+            gc.freeze()
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator behaviour")

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from tutorlib.loading import models
-from tutorlib.loading.models import KNOWN_MODELS, SequenceClassifier, UnknownModelError, load_model
+from tutorlib.loading.models import KNOWN_MODELS, SequenceClassifier, UnknownModelError, load_model, load_tokenizer
 
 # (name, head) pairs that make sense: BERT encoders cannot generate.
 TINY_HEADS = [
@@ -102,6 +102,23 @@ def test_the_old_task_keyword_names_head():
         load_model("tiny-bert", task="classification")
     with pytest.raises(TypeError, match="unexpected keyword argument.*'heads'"):
         load_model("tiny-bert", heads="classification")
+
+
+def test_a_tokenizer_is_reused_only_for_the_model_it_was_read_for():
+    """A comparison reads the tokenizer once and loads a fresh model per method with it; a tokenizer of another
+    model (its ids would index the wrong embeddings) or any other object is refused, not silently used."""
+    model, tok = load_model("tiny-llama")
+    again, same = load_model("tiny-llama", tokenizer=tok)
+    assert same is tok and again is not model
+    assert torch.equal(again.get_input_embeddings().weight, model.get_input_embeddings().weight)
+    alone = load_tokenizer("tiny-gpt2")
+    assert load_model("tiny-gpt2", tokenizer=alone)[1] is alone and alone.pad_token is not None
+    with pytest.raises(ValueError, match=r"load_model\('tiny-gpt2'\) returned; this one was read for 'tiny-llama'"):
+        load_model("tiny-gpt2", tokenizer=tok)
+    with pytest.raises(ValueError, match="did not come from load_tokenizer or load_model"):
+        load_model("tiny-llama", tokenizer=object())
+    with pytest.raises(UnknownModelError, match="tiny-gpt2"):
+        load_tokenizer("no-such-model-xyz")
 
 
 def test_known_models_table():

@@ -70,7 +70,7 @@ def fast_mode() -> bool:
 # name -> the module that defines it. One home per name; nothing is defined twice.
 _PUBLIC = {
     "tutorlib.loading.assets": ["fetch"],
-    "tutorlib.loading.models": ["load_model", "SequenceClassifier"],
+    "tutorlib.loading.models": ["load_model", "load_tokenizer", "SequenceClassifier"],
     "tutorlib.loading.data": ["load_dataset", "describe_datasets"],
     "tutorlib.methods.full": ["prepare_full_finetuning"],
     "tutorlib.methods.head_only": ["prepare_head_only"],

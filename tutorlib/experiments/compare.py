@@ -41,6 +41,7 @@ from tutorlib.experiments.results import ComparisonResult, environment
 from tutorlib.experiments.spec import ComparisonSpec
 from tutorlib.methods.registry import all_methods, get_method
 from tutorlib.tasks.registry import all_tasks
+from tutorlib.training.measure import older_objects_set_aside
 
 
 def _default_learning_rates() -> dict[tuple[str, str], float]:
@@ -101,7 +102,10 @@ def _run(spec: ComparisonSpec, *, tiny_data, progress: bool, measure_energy: boo
     started, load_at_start = time.perf_counter(), environment().get("load_average_1_5_15_min")
     say = print if progress and is_main_process() else (lambda *a, **k: None)
     # Checks the folder now; removes the staging folder on any error. Only the main process writes a folder.
-    with OutputFolder(spec.out if is_main_process() else None, overwrite=spec.overwrite) as folder:
+    # The objects that exist before the comparison are set aside: each method's one garbage collection then
+    # walks only the comparison's own objects (about a second less per method in a lesson's kernel).
+    with OutputFolder(spec.out if is_main_process() else None, overwrite=spec.overwrite) as folder, \
+            older_objects_set_aside():
         data = prepare_data(spec.task, spec.model, spec.dataset, tiny_data, spec.budget, spec.seed,
                             split_seed=spec.split_seed)
         budget = replace(spec.budget, steps=data.steps)

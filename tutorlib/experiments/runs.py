@@ -22,7 +22,7 @@ import numpy as np
 
 from tutorlib.experiments import zero_shot_cache
 from tutorlib.loading.data import load_dataset
-from tutorlib.loading.models import load_model
+from tutorlib.loading.models import load_model, load_tokenizer
 from tutorlib.methods.registry import Method, MethodSetup
 from tutorlib.tasks import terminology
 from tutorlib.tasks.generation_batch import generation_batch_size
@@ -87,7 +87,7 @@ def prepare_data(task: str | Task, model_name: str, dataset_name: str, tiny_data
         test_rows = test_rows.select(range(min(budget.test_items, len(test_rows))))
     published = test_rows
     train_rows, test_rows = task.prepare_rows(train_rows), task.prepare_rows(test_rows)
-    _, tokenizer = load_model(model_name, head=task.head, seed=seed)  # checks the name early; weights dropped
+    tokenizer = load_tokenizer(model_name)  # checks the name early; every method's load_model reuses it
     batches = task.make_batches(train_rows, tokenizer, batch_size=budget.batch_size, max_length=budget.max_length,
                                 shuffle=True, seed=seed)
     steps = budget.steps or len(batches)
@@ -158,7 +158,8 @@ def _run_method(method: Method, *, spec, data: PreparedData, checkpoint_root: Pa
     task, budget, name = spec.task, spec.budget, method.name
     lr = spec.learning_rates.get(name)
     lr_by_name = method.parameter_learning_rates.get(task.name)
-    model, tokenizer = load_model(spec.model, head=task.head, seed=spec.seed)  # a fresh copy per method
+    # a fresh copy of the weights per method; the tokenizer read once for the data serves every method
+    model, tokenizer = load_model(spec.model, head=task.head, seed=spec.seed, tokenizer=data.tokenizer)
     setup = MethodSetup(model_name=spec.model, seed=spec.seed, prefix_length=spec.prefix_length,
                         prefix_init_text=spec.prefix_init_text, tokenizer=tokenizer)
     where = resolve_device(spec.device)

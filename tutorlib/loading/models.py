@@ -5,6 +5,7 @@
     >>> model, tok = load_model("minilm-l6")                 # doctest: +SKIP  (real BERT, offline)
     >>> model, tok = load_model("smollm2-135m")              # doctest: +SKIP  (real Llama, offline)
     >>> model, tok = load_model("gpt2")                      # doctest: +SKIP  (needs the HF hub)
+    >>> tok = load_tokenizer("smollm2-135m")                 # doctest: +SKIP  (the tokenizer alone)
 
 ``head=`` picks the model head: ``"causal-lm"`` (next-token prediction), ``"classification"``
 (a :class:`SequenceClassifier`: the encoder, mean pooling, a new linear head of ``num_labels``
@@ -17,6 +18,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,8 +183,7 @@ def _with_head(head: str, model: nn.Module, num_labels: int) -> nn.Module:
     return SequenceClassifier(model, num_labels) if head == "classification" else model
 
 
-def _load_tiny(info: ModelInfo, head: str, num_labels: int, seed: int):
-    tok = tiny_tokenizer(info.architecture)
+def _load_tiny(info: ModelInfo, head: str, num_labels: int, seed: int, tok):
     config = tiny_config(info.architecture, len(tok), tok.pad_token_id)
     torch.manual_seed(seed)  # same name + seed -> same random weights
     model = _with_head(head, _AUTO[head].from_config(config), num_labels)
@@ -192,7 +193,43 @@ def _load_tiny(info: ModelInfo, head: str, num_labels: int, seed: int):
 # ----------------------------------------------------------------------------- the one entry point
 
 
-def load_model(name: str, *, head: str | None = None, num_labels: int = 2, seed: int = 0, **unknown):
+# The model name each tokenizer load_tokenizer returned was read for: load_model(name, tokenizer=) takes only its own.
+_TOKENIZER_MODEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def load_tokenizer(name: str):
+    """The tokenizer of model ``name`` alone, without reading its weights: what ``load_model(name)`` returns
+    beside the model, with a padding token (its end-of-text token where the model ships none).
+
+        >>> tok = load_tokenizer("tiny-gpt2")
+        >>> model, same = load_model("tiny-gpt2", tokenizer=tok)   # a model, the tokenizer not read again
+        >>> same is tok
+        True
+
+    Raises:
+        UnknownModelError: the name is neither known nor loadable from the hub or its cache.
+        tutorlib.loading.assets.OfflineError: an offline artifact is missing and cannot be downloaded.
+    """
+    info = KNOWN_MODELS.get(name)
+    if info is not None and info.source == "tiny":
+        tok = tiny_tokenizer(info.architecture)
+    elif info is not None and info.source == "offline":
+        with _no_progress_bars():
+            tok = AutoTokenizer.from_pretrained(prepare_offline_model(info.name))
+    else:
+        offline = not _hub_reachable()  # then only the local Hugging Face cache (or a folder) is tried
+        try:
+            tok = AutoTokenizer.from_pretrained(name, local_files_only=offline)
+        except (OSError, ValueError) as err:
+            raise _not_loadable(name, offline, err) from err
+    if tok.pad_token is None:  # batches need one; GPT-2 and some Llama tokenizers ship without
+        tok.pad_token = tok.eos_token
+    _TOKENIZER_MODEL[tok] = name
+    return tok
+
+
+def load_model(name: str, *, head: str | None = None, num_labels: int = 2, seed: int = 0, tokenizer=None,
+               **unknown):
     """Load ``name`` and return ``(model, tokenizer)``, the model in eval mode, fp32, on the CPU.
 
     Args:
@@ -201,6 +238,10 @@ def load_model(name: str, *, head: str | None = None, num_labels: int = 2, seed:
             natural one.
         num_labels: outputs of the classification head (a new, randomly initialised head).
         seed: seeds the random weights of tiny models and of new heads.
+        tokenizer: the tokenizer :func:`load_tokenizer` or an earlier ``load_model(name)`` returned for this
+            name, returned again instead of being read from disk once more (0.1-0.3 s for SmolLM2's): a
+            comparison loads a fresh model per method but reads the tokenizer once. A tokenizer only turns
+            text into ids, so every copy of the model can share it.
 
     The first ``load_model("smollm2-135m")`` converts its 4-bit GGUF to fp32 once (30-60 s);
     later loads take about a second (see :func:`prepare_offline_model`).
@@ -229,15 +270,29 @@ def load_model(name: str, *, head: str | None = None, num_labels: int = 2, seed:
             f"to predict the next token, so it cannot generate text. Use head='classification' or "
             f"head='encoder' with it, or pick a causal LM: 'smollm2-135m', 'tiny-llama', 'tiny-gpt2'."
         )
+    if tokenizer is not None and _read_for(tokenizer) != name:
+        read_for = _read_for(tokenizer)
+        origin = f"was read for {read_for!r}" if read_for else "did not come from load_tokenizer or load_model"
+        raise ValueError(f"tokenizer= takes the tokenizer load_tokenizer({name!r}) or load_model({name!r}) returned; "
+                         f"this one {origin}. Leave tokenizer= out to read the model's own.")
+    tok = tokenizer if tokenizer is not None else load_tokenizer(name)
     if info is not None and info.source == "tiny":
-        model, tok = _load_tiny(info, head, num_labels, seed)
+        model, tok = _load_tiny(info, head, num_labels, seed, tok)
     elif info is not None and info.source == "offline":
-        model, tok = _load_offline(info, head, num_labels, seed)
+        model, tok = _load_offline(info, head, num_labels, seed, tok)
     else:
-        model, tok = _load_hub(name, head, num_labels, seed)
+        model, tok = _load_hub(name, head, num_labels, seed, tok)
     set_model_name(model.config, name)  # checkpoints record it, so they reload by the kit's name
     model.eval()
     return model, tok
+
+
+def _read_for(tokenizer) -> str | None:
+    """The model name load_model read ``tokenizer`` for; None for any other object."""
+    try:
+        return _TOKENIZER_MODEL.get(tokenizer)
+    except TypeError:  # an object that cannot be weakly referenced: not a tokenizer load_model returned
+        return None
 
 
 def _unknown_arguments(unknown: dict) -> TypeError:
@@ -248,7 +303,7 @@ def _unknown_arguments(unknown: dict) -> TypeError:
                          f"head (one of {', '.join(HEADS)}) is not a task; a task is what a comparison is about, "
                          f"e.g. sentiment.")
     return TypeError(f"load_model() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; it takes "
-                     f"name, head=, num_labels= and seed=.")
+                     f"name, head=, num_labels=, seed= and tokenizer=.")
 
 
 # ----------------------------------------------------------------------------- offline models
@@ -303,11 +358,10 @@ def prepare_offline_model(name: str) -> Path:
     raise UnknownModelError(f"{name!r} is not an offline model; offline models: {', '.join(offline)}.")
 
 
-def _load_offline(info: ModelInfo, head: str, num_labels: int, seed: int):
+def _load_offline(info: ModelInfo, head: str, num_labels: int, seed: int, tok):
     """Load an offline model from its prepared folder: fp32, new head seeded with ``seed``."""
     with _no_progress_bars():
         folder = prepare_offline_model(info.name)
-        tok = AutoTokenizer.from_pretrained(folder)
         torch.manual_seed(seed)  # the only random weights are a new classification head
         model = _with_head(head, _AUTO[head].from_pretrained(folder, dtype=torch.float32), num_labels)
     _set_pad_token(model, tok)
@@ -330,31 +384,33 @@ def _no_progress_bars():
             transformers.utils.logging.enable_progress_bar()
 
 
-def _load_hub(name: str, head: str, num_labels: int, seed: int):
+def _load_hub(name: str, head: str, num_labels: int, seed: int, tok):
     """Pass a hub id (or a local folder) through to transformers, with a clear error when it fails."""
     torch.manual_seed(seed)
     offline = not _hub_reachable()  # then only the local Hugging Face cache (or a folder) is tried
     try:
-        tok = AutoTokenizer.from_pretrained(name, local_files_only=offline)
         model = _with_head(head, _AUTO[head].from_pretrained(
             name, dtype=torch.float32, local_files_only=offline), num_labels)
     except (OSError, ValueError) as err:
-        raise UnknownModelError(
-            f"Could not load model {name!r} ({type(err).__name__}: {str(err).splitlines()[0]}).\n"
-            f"It is not one of the kit's known names, and the Hugging Face "
-            f"{'cache (the hub is not reachable from here)' if offline else 'hub'} did not provide it. "
-            f"Known names:\n{describe_models()}\n"
-            f"Offline, use 'minilm-l6' (BERT) or 'smollm2-135m' (Llama); hub names need network "
-            f"or a copy in the Hugging Face cache."
-        ) from err
+        raise _not_loadable(name, offline, err) from err
     _set_pad_token(model, tok)
     return model, tok
 
 
+def _not_loadable(name: str, offline: bool, err: Exception) -> UnknownModelError:
+    """The error for a name transformers could not load (a tokenizer or weights), with the names that work."""
+    return UnknownModelError(
+        f"Could not load model {name!r} ({type(err).__name__}: {str(err).splitlines()[0]}).\n"
+        f"It is not one of the kit's known names, and the Hugging Face "
+        f"{'cache (the hub is not reachable from here)' if offline else 'hub'} did not provide it. "
+        f"Known names:\n{describe_models()}\n"
+        f"Offline, use 'minilm-l6' (BERT) or 'smollm2-135m' (Llama); hub names need network "
+        f"or a copy in the Hugging Face cache."
+    )
+
+
 def _set_pad_token(model: nn.Module, tok) -> None:
-    """Batches need a padding token; GPT-2 and some Llama tokenizers ship without one: use EOS."""
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    """The model's padding id is the tokenizer's (:func:`load_tokenizer` gave it one) where it has none."""
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tok.pad_token_id
 
