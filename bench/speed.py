@@ -145,12 +145,12 @@ def worker_steps(rounds: int) -> dict:
             "adamw_parameters": sum(p.numel() for p in params)}
 
 
-def worker_memory() -> dict:
+def worker_memory(after: bool) -> dict:
     """The stored sentiment comparison's budget, 8 steps: each method's memory columns."""
     from tutorlib.experiments.compare import compare
 
-    result = compare("sentiment", fast=False, steps=8, budget={"test_items": 32}, progress=False,
-                     measure_energy=False)
+    mode = {"mode": "full"} if after else {"fast": False}  # the run mode's keyword, now and in the code before
+    result = compare("sentiment", steps=8, budget={"test_items": 32}, progress=False, measure_energy=False, **mode)
     return {row["method"]: {key: row[key] for key in ("peak_memory_mb", "peak_memory_increase_mb", "memory_kind")}
             for row in result.rows}
 
@@ -275,7 +275,7 @@ def main() -> None:
         print(json.dumps(worker_steps(args.rounds)))
         return
     if args.worker == "memory":
-        print(json.dumps(worker_memory()))
+        print(json.dumps(worker_memory(args.after)))
         return
 
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.before], capture_output=True,
@@ -362,7 +362,7 @@ def main() -> None:
                 row["method"]: {key: row[key] for key in ("peak_memory_mb", "peak_memory_increase_mb", "memory_kind")}
                 for row in stored["rows"]}}
             memory["before"] = run_worker("memory", before_code, {})
-            memory["after"] = run_worker("memory", None, {})
+            memory["after"] = run_worker("memory", None, {}, "--after")
             for label, rows in memory.items():
                 print(f"memory increase, {label}: " + ", ".join(
                     f"{method} {row['peak_memory_increase_mb']:.0f} MiB" for method, row in rows.items()), flush=True)
