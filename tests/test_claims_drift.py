@@ -162,6 +162,18 @@ def test_every_marked_number_matches_its_stored_result():
     assert not wrong, "numbers that their stored results contradict:\n" + "\n".join(wrong)
 
 
+def test_every_from_marker_follows_the_number_it_checks():
+    """A marker written before its number (or after a word) matches nothing, so its number would go unchecked."""
+    loose = []
+    for name, text in sources():
+        markers = [m.start() for m in re.finditer(r"(?<!`)<!--from ", text)]  # `<!--from ...-->` in code explains it
+        checked = {m.start("number") + len(m["number"]) + len(m["percent"]) for m in MARKED.finditer(text)}
+        for at in markers:
+            if not any(text[end:at].strip() == "" for end in checked if end <= at):
+                loose.append(f"{name}: ...{text[max(0, at - 40):at + 60]!r}")
+    assert not loose, "markers that follow no number (write the number first):\n" + "\n".join(loose)
+
+
 def test_the_check_catches_a_wrong_number():
     text = "prefix 0.797<!--from results/sentiment/results.json rows[prefix].accuracy-->"
     (quote,) = quoted_numbers(text)
