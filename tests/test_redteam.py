@@ -133,7 +133,6 @@ def _attacks(paths: dict) -> dict[str, str]:
     }
 
 
-
 def _learner_copy(replace: dict, out: Path, name: str = "toy_prefix.ipynb") -> Path:
     return learner_copy(TOY, replace, out, name)
 

@@ -24,14 +24,14 @@ learner already graded):
   notebook's total, the total, the flags (tamper evidence: points withheld until accepted), the
   missing notebooks, the problems with files, and an empty column per free-text ("Think") answer
   for the teacher to fill in by hand. A cell a spreadsheet would run as a formula is neutralised.
-
-Every file (and every line printed) shows learner-chosen text through :func:`~tutorlib.course.report.printable`:
-no character of it that a terminal or a viewer would act on (an escape sequence, a carriage return, a
-right-to-left override) reaches the teacher; ``grades.json`` keeps the exact text, written as ASCII escapes.
 * ``feedback/<learner>-<id>.md``: that learner's report (every question, message, flag and
   free-text answer); one file per learner, never shared;
 * ``grades.json`` with everything, and ``report.md``: the class at a glance (points of the
   maximum, flags, problems, the free-text answers to mark).
+
+Every file (and every line printed) shows learner-chosen text through :func:`~tutorlib.course.report.printable`:
+no character of it that a terminal or a viewer would act on (an escape sequence, a carriage return, a
+right-to-left override) reaches the teacher; ``grades.json`` keeps the exact text, written as ASCII escapes.
 
 Overrides (``--overrides``, a CSV the teacher edits: ``learner,notebook,decision,note``):
 ``decision`` ``accept`` releases the points of a flagged notebook; a number replaces its total.

@@ -156,7 +156,7 @@ class GradeReport:
         """Write ``grades.json`` and ``grades.md`` into ``out_dir`` (created if needed); return both paths."""
         out = Path(out_dir)
         json_path, md_path = out / "grades.json", out / "grades.md"
-        # ASCII: every character outside it is written as an escape (\\u001b), so the file shows nothing a terminal
+        # ASCII: every character outside it is written as an escape (\u001b), so the file shows nothing a terminal
         # would act on, and a program reading it gets the learner's exact text back.
         write_atomic(json_path, json.dumps(self.to_dict(), indent=2, ensure_ascii=True) + "\n")
         write_atomic(md_path, self.to_markdown())

@@ -288,10 +288,10 @@ def load_model(name: str, *, head: str | None = None, num_labels: int = 2, seed:
 
 
 def _read_for(tokenizer) -> str | None:
-    """The model name load_model read ``tokenizer`` for; None for any other object."""
+    """The model name :func:`load_tokenizer` read ``tokenizer`` for; None for any other object."""
     try:
         return _TOKENIZER_MODEL.get(tokenizer)
-    except TypeError:  # an object that cannot be weakly referenced: not a tokenizer load_model returned
+    except TypeError:  # an object that cannot be weakly referenced: not a tokenizer the kit returned
         return None
 
 
