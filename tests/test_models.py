@@ -212,3 +212,13 @@ def test_smollm2_as_encoder_and_classifier():
     batch = _batch(tok)
     with torch.no_grad():
         assert clf(**batch).logits.shape == (2, 2)
+
+
+def test_the_module_examples_run():
+    """The examples at the top of loading/models.py and in load_tokenizer run (the real-model lines are skipped)."""
+    import doctest
+
+    from tutorlib.loading import models
+
+    result = doctest.testmod(models)
+    assert result.failed == 0 and result.attempted >= 5

@@ -2,10 +2,10 @@
 
     >>> from tutorlib.loading.models import load_model
     >>> model, tok = load_model("tiny-gpt2")                 # random, instant, for tests and demos
-    >>> model, tok = load_model("minilm-l6")                 # doctest: +SKIP  (real BERT, offline)
-    >>> model, tok = load_model("smollm2-135m")              # doctest: +SKIP  (real Llama, offline)
-    >>> model, tok = load_model("gpt2")                      # doctest: +SKIP  (needs the HF hub)
-    >>> tok = load_tokenizer("smollm2-135m")                 # doctest: +SKIP  (the tokenizer alone)
+    >>> model, tok = load_model("minilm-l6")                 # real BERT, offline     # doctest: +SKIP
+    >>> model, tok = load_model("smollm2-135m")              # real Llama, offline    # doctest: +SKIP
+    >>> model, tok = load_model("gpt2")                      # needs the HF hub       # doctest: +SKIP
+    >>> tok = load_tokenizer("smollm2-135m")                 # the tokenizer alone    # doctest: +SKIP
 
 ``head=`` picks the model head: ``"causal-lm"`` (next-token prediction), ``"classification"``
 (a :class:`SequenceClassifier`: the encoder, mean pooling, a new linear head of ``num_labels``
