@@ -307,7 +307,7 @@ def feedback_name(learner: str, folder: str | None) -> str:
 def markdown_text(text: str) -> str:
     """Learner-chosen text inside a Markdown table cell or line: one line, HTML escaped, and every
     character Markdown gives a meaning to (``| ` * _ [ ] # \\``) escaped with a backslash."""
-    text = html.escape(" ".join(_shown(text).split()), quote=False)
+    text = html.escape(_shown(text), quote=False)  # _shown: already one printable line
     return "".join("\\" + ch if ch in "\\|`*_[]#" else ch for ch in text)
 
 
