@@ -100,7 +100,7 @@ def test_report_totals_pass_mark_and_markdown_escaping():
     assert GradeReport([nb]).passed is None
     md = GradeReport([nb]).to_markdown()
     assert "**Total: 2 / 5 points (40%)**" in md
-    assert "| `q2` | 0 / 3 | ❌ failed | a \\| b<br>&lt;x&gt; |" in md
+    assert "| `q2` | 0 / 3 | ❌ failed | a \\| b<br>\\<x\\> |" in md
     with pytest.raises(ValueError, match="fraction"):
         grade_notebooks([], pass_mark=60)
 
@@ -193,7 +193,7 @@ def test_grade_main_passes_and_a_deleted_test_cell_is_flagged(tmp_path, capsys):
     assert grade_main([tmp_path / "toy_prefix.ipynb"], None, 0.5, SOLUTIONS) == 1
     out = capsys.readouterr().out
     assert "0 / 7 points" in out and "| `q4_prefix_bytes` | 0 / 3 | ❓ missing |" in out
-    assert "graded test cell q4_prefix_bytes was deleted" in out and "the checks gave 4 points" in out
+    assert "graded test cell q4\\_prefix\\_bytes was deleted" in out and "the checks gave 4 points" in out
     assert grade_main([tmp_path / "nope.ipynb"], None, None, SOLUTIONS) == 2
     assert "no notebook at" in capsys.readouterr().err
 
@@ -242,3 +242,34 @@ def test_ci_workflow_installs_cpu_torch_first_then_grades_and_publishes():
     assert 'cat grades/grades.md >> "$GITHUB_STEP_SUMMARY"' in script
     upload = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact")]
     assert upload and "grades/grades.json" in upload[0]["with"]["path"] and upload[0]["if"] == "always()"
+
+
+def test_numeric_checks_refuse_numbers_of_another_kind():
+    """A complex number with the right real part, or True for 1: astype(float) would drop what makes them
+    wrong (with a warning at most)."""
+    import numpy as np
+
+    from tutorlib.course.checks import AnswerError, check_close, check_finite, check_tensor
+
+    for check, args in [(check_close, ("x", np.complex128(0.25 + 1000j), 0.25)),
+                        (check_close, ("x", np.array([[True]]), 1.0)),
+                        (check_tensor, ("t", np.array([1 + 1j]), None, np.array([1.0]))),
+                        (check_finite, ("f", np.complex128(complex(1, float("inf")))))]:
+        with pytest.raises(AnswerError):
+            check(*args)
+    check_close("x", np.int64(3), 3.0)
+    check_close("c", 1 + 2j, 1 + 2j)  # complex where complex is asked for
+    check_tensor("t", np.ones(2, dtype=np.float32), (2,), np.ones(2))
+
+
+def test_a_notebook_cannot_make_the_gradebook_store_unbounded_flags():
+    import time
+
+    from tutorlib.course.tamper import reaches_for_the_grader
+    from tutorlib.course.verdict import MAX_FLAGS, bounded_flags
+
+    started = time.perf_counter()
+    found = reaches_for_the_grader("gc\n" * 50_000)
+    assert len(found) == 50_000 and time.perf_counter() - started < 10  # linear, not quadratic
+    kept = bounded_flags(found + found)
+    assert len(kept) == MAX_FLAGS + 1 and "49950 more flags" in kept[-1]

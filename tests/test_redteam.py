@@ -310,7 +310,7 @@ def test_nothing_the_grader_writes_or_prints_holds_a_character_a_terminal_would_
             acting[str(path.relative_to(out))] = found
     assert acting == {}
     feedback = next((out / "feedback").glob("terminal-escapes-*.md")).read_text()
-    assert "?]52;c;b3duZWQ=?" in feedback  # the error is shown, its escape sequence made visible
+    assert "?\\]52;c;b3duZWQ=?" in feedback  # the error is shown, its escape sequence made visible (and inert)
     stored = json.loads((out / "grades.json").read_text())
     assert "esc" + ACTING_TEXT in stored  # the exact name, for a program
     learners = list(graded_class["learners"].values())

@@ -54,17 +54,34 @@ def test_objects_deep_nesting_and_huge_values_are_refused_never_crash():
             plain_data.loads(forged)
 
 
-def test_without_user_namespaces_grading_refuses_with_the_fix(monkeypatch, tmp_path):
+@pytest.mark.parametrize("as_root", [False, True])
+def test_without_namespaces_grading_refuses_with_the_fix(monkeypatch, tmp_path, as_root):
     fake = tmp_path / "bwrap"
     fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setattr(sandbox, "bwrap_path", lambda: str(fake))
     monkeypatch.setattr(sandbox, "_CHECKED", {})
+    monkeypatch.setattr(sandbox, "runs_as_root", lambda: as_root)
     with pytest.raises(SandboxUnavailable) as refused:
         check_sandbox()
     message = str(refused.value)
-    assert "Permission denied" in message and "apparmor_restrict_unprivileged_userns=0" in message
+    fix = "as an ordinary user" if as_root else "apparmor_restrict_unprivileged_userns=0"
+    assert "Permission denied" in message and fix in message
     assert "--unsafe-no-sandbox" in message
+
+
+def test_a_root_graders_sandbox_runs_the_kernel_as_nobody_and_never_maps_a_uid_to_root(monkeypatch):
+    monkeypatch.setattr(sandbox, "runs_as_root", lambda: True)
+    args = sandbox.bwrap_args("bwrap", [], Limits(), "fast")
+    assert "--unshare-user" not in args and "--uid" not in args  # a user namespace's uid 1000 would be root
+    command = sandbox.kernel_command("python", "-m", "tutorlib.course.kernel", "3")
+    assert command[:5] == ["python", "-I", "-S", "-c", sandbox.DROP_ROOT] and command[5] == str(sandbox.NOBODY)
+    monkeypatch.setattr(sandbox, "runs_as_root", lambda: False)
+    args = sandbox.bwrap_args("bwrap", [], Limits(), "fast")
+    assert {"--unshare-user", "--disable-userns"} <= set(args) and args[args.index("--uid") + 1] == "1000"
+    assert sandbox.kernel_command("python", "-m", "x") == ["python", "-m", "x"]
+    for a in (args, sandbox.bwrap_args("bwrap", [], Limits(), "fast")):
+        assert a[a.index("--remount-ro") + 1] == "/proc"
 
 
 def test_the_cli_refuses_a_class_without_a_sandbox_and_names_the_option(monkeypatch, tmp_path, capsys):
@@ -97,7 +114,18 @@ def test_the_kernel_sees_no_host_files_no_network_and_only_its_own_processes(ker
     assert learner.eval(f"can_read({str(secret)!r})") is False
     assert learner.eval("can_read('/etc/hostname')") is False  # only the few /etc files Python needs
     assert learner.eval("sorted(int(p) for p in os.listdir('/proc') if p.isdigit())")[-1] < 10
-    assert learner.eval("os.getuid()") == 1000
+    # Never the machine's root, even for a root grader: the uid outside (the second column of the map) of the
+    # kernel's own uid is not 0, and nothing under /proc (the machine's settings among it) can be written.
+    uid, uid_map = learner.eval("os.getuid()"), learner.eval("open('/proc/self/uid_map').read().split()")
+    start, outside, _ = (int(x) for x in uid_map[:3])
+    assert uid != 0 and outside + (uid - start) != 0, (uid, uid_map)
+    learner.exec("def can_write(p):\n    try:\n        open(p, 'w').write('60')\n        return True\n"
+                 "    except OSError:\n        return False")
+    assert learner.eval("can_write('/proc/sys/vm/swappiness')") is False
+    assert learner.eval("can_write('/proc/sysrq-trigger')") is False
+    assert learner.eval("os.statvfs('/dev/shm').f_blocks * os.statvfs('/dev/shm').f_frsize") <= Limits().tmp_bytes
+    with pytest.raises(LearnerError):  # no user namespace of its own (where the kernel would be root again)
+        learner.eval("__import__('subprocess').run(['unshare', '-Ur', 'true'], check=True)")
     assert set(learner.eval("sorted(os.environ)")) <= set(sandbox.SANDBOX_ENV) | {"TUTORLIB_CACHE", "PWD", "LC_CTYPE"}
     with pytest.raises(LearnerError, match="OSError|unreachable|Network|refused"):
         learner.eval("socket.create_connection(('127.0.0.1', 22), timeout=1)")
@@ -128,3 +156,70 @@ def test_the_private_tmp_is_mounted_before_anything_that_lives_below_it():
     assert tmp_at is not None
     binds = [args[i + 2] for i, a in enumerate(args) if a == "--ro-bind" and args[i + 2].startswith("/tmp/")]
     assert all(args.index(b) > tmp_at for b in binds)
+
+
+def test_a_big_endian_array_arrives_with_its_values():
+    value = np.array([0.25, 1.5], dtype=">f8")
+    back = plain_data.loads(plain_data.dumps(value))
+    np.testing.assert_array_equal(back, [0.25, 1.5])
+    assert plain_data.loads(plain_data.dumps(np.array(3, dtype=">i8")[()])) == 3
+
+
+def test_values_built_to_share_one_hash_are_refused_before_the_grader_hashes_them():
+    """Integers of 2**61 and more hash modulo 2**61 - 1: k * (2**61 - 1) all hash to 0, and a set of n of them
+    costs n**2 steps. Decoding counts what it would hash, and refuses a value past the bound."""
+    big = 2**61 - 1
+    for crafted in ['{"__set__": [' + ",".join(str(i * big) for i in range(1, plain_data.MAX_HASHED + 2)) + "]}",
+                    "[" + ",".join(str(i * big) for i in range(1, plain_data.MAX_HASHED + 2)) + "]",
+                    '{"__dict__": [' + ",".join(f"[{i}, 0]" for i in range(plain_data.MAX_HASHED + 1)) + "]}"]:
+        with pytest.raises(plain_data.NotPlainData, match="set items"):
+            plain_data.loads(crafted)
+    assert len(plain_data.loads('{"__set__": [' + ",".join(map(str, range(1000))) + "]}")) == 1000
+    assert len(plain_data.loads(json.dumps(list(range(100_000))))) == 100_000  # ordinary numbers: no bound
+
+
+class _FakeKernel:
+    """A 'kernel' that is a pipe the test writes replies into."""
+
+    def __init__(self):
+        import os
+        import subprocess
+
+        self.read_fd, self.write_fd = os.pipe()
+        self.proc = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+
+    def connection(self) -> KernelConnection:
+        return KernelConnection(self.proc, self.read_fd, lambda: self.proc.kill())
+
+
+def test_a_reply_of_millions_of_empty_containers_is_refused_before_it_is_parsed():
+    import os
+    import threading
+
+    fake = _FakeKernel()
+    connection = fake.connection()
+    bomb = b'{"ok": true, "value": [' + b"{}," * (3 * plain_data.MAX_ITEMS) + b"{}]}\n"
+    writer = threading.Thread(target=lambda: (os.write(fake.write_fd, bomb), os.close(fake.write_fd)), daemon=True)
+    writer.start()
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(Exception, match="not a reply"):
+        connection.ask({"op": "eval", "expr": "x"}, 30)
+    grew_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grew_mib < 200, grew_mib  # parsing it would have taken over a gigabyte
+
+
+def test_a_kernels_cgroup_is_gone_when_it_is_closed():
+    from pathlib import Path
+
+    check_sandbox()
+    proc, fd, cleanup = start_kernel([], Limits(), "fast")
+    connection = KernelConnection(proc, fd, cleanup)
+    assert connection.ask({"op": "job"}, 60)["ok"]
+    import os
+
+    mine = f"{sandbox._CGroup.PREFIX}{os.getpid()}-"
+    made = [d for d in Path("/sys/fs/cgroup").rglob(mine + "*")]
+    connection.close()
+    assert [d for d in made if d.exists()] == []

@@ -14,10 +14,12 @@ a symlink, and handed to the verdict process as a private copy.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -71,21 +73,29 @@ def find_solution(notebook_name: str, solutions_dir: Path) -> Path | None:
     return candidate if candidate.is_file() and not candidate.is_symlink() else None
 
 
-def read_learner_file(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+def read_learner_file(path: str | Path, limit: int = MAX_NOTEBOOK_BYTES, *, dir_fd: int | None = None,
+                      refuse_hard_links: bool = False) -> bytes:
     """The bytes of a learner's file, refusing a symlink (at the moment of opening) and anything
-    that is not a regular file or is larger than ``limit``; raises ``ValueError`` saying why."""
+    that is not a regular file or is larger than ``limit``; raises ``ValueError`` saying why.
+
+    ``dir_fd``: ``path`` is a name inside the folder open as ``dir_fd`` (the class grader opens each folder
+    of a learner's without following links, so no part of the way can be a link). ``refuse_hard_links``:
+    a file with other names on disk is refused too: a hard link to a file elsewhere (a classmate's, a
+    solution where the system allows linking it) is not the learner's own notebook."""
+    path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=dir_fd)
     except OSError as e:
-        if path.is_symlink():
+        if e.errno == errno.ELOOP or (dir_fd is None and path.is_symlink()):  # O_NOFOLLOW met a link
             raise ValueError(f"{path.name} is a symbolic link: hand in the notebook itself.") from None
         raise ValueError(f"{path.name} could not be opened ({e.strerror}).") from None
     try:
         info = os.fstat(fd)
-        import stat
-
         if not stat.S_ISREG(info.st_mode):
             raise ValueError(f"{path.name} is not a regular file.")
+        if refuse_hard_links and info.st_nlink > 1:
+            raise ValueError(f"{path.name} has {info.st_nlink} names on disk (a hard link to another file): not "
+                             "graded; hand in a copy of your own notebook.")
         if info.st_size == 0:
             raise ValueError(f"{path.name} is empty (0 bytes): nothing was graded.")
         if info.st_size > limit:

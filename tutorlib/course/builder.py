@@ -123,7 +123,7 @@ def _where(path, index: int, cell) -> str:
 def read_notebook(path: str | Path):
     """Read a notebook; cells without an id get a stable one (nbformat would invent a random one)."""
     path = Path(path)
-    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw = json.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a byte-order mark some editors write
     if raw.get("nbformat") == 4 and raw.get("nbformat_minor", 0) >= 5:
         for i, cell in enumerate(raw.get("cells", [])):
             if not cell.get("id"):

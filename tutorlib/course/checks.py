@@ -101,6 +101,17 @@ def _as_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+def _numbers(value: Any, like: Any = None) -> np.ndarray:
+    """``value`` as float64 numbers to compare, or complex128 where ``like`` (the expected value) is complex.
+    Raises TypeError for anything else: text, True/False, objects, and a complex number where a real one is
+    expected (``astype(float)`` would drop its imaginary part with no more than a warning)."""
+    array = _as_numpy(value)
+    complex_expected = like is not None and _as_numpy(like).dtype.kind == "c"
+    if array.dtype.kind not in ("iufc" if complex_expected else "iuf"):
+        raise TypeError(f"numbers of dtype {array.dtype} are not the numbers asked for")
+    return array.astype(np.complex128 if complex_expected else np.float64)
+
+
 def _none_note(got: Any) -> list[tuple[str, str]]:
     """The commonest slip: a function that prints or forgets to return."""
     if got is None:
@@ -149,7 +160,7 @@ def check_close(
         _fail(name, [("expected", f"a number close to {_show(expected)}"), ("got", _show(got))]
               + _none_note(got), hint)
     try:
-        a, b = _as_numpy(got).astype(np.float64), _as_numpy(expected).astype(np.float64)
+        a, b = _numbers(got, like=expected), _numbers(expected, like=expected)
     except (TypeError, ValueError):
         _fail(name, [("expected", f"a number close to {_show(expected)}"), ("got", _show(got))], hint)
     if a.shape != b.shape and a.size != 1:
@@ -197,7 +208,10 @@ def check_tensor(
         if want_arr.shape != arr.shape:
             _fail(name, [("expected shape", str(tuple(want_arr.shape))), ("got shape", str(shape))], hint,
                   headline=f"{name} has the wrong shape.")
-        a, b = arr.astype(np.float64), want_arr.astype(np.float64)
+        try:
+            a, b = _numbers(arr, like=want_arr), _numbers(want_arr, like=want_arr)
+        except TypeError:
+            _fail(name, [("expected", f"numbers like {_show(expected)}"), ("got", _show(got))], hint)
         bad = ~np.isclose(a, b, rtol=rtol, atol=atol)
         if bad.any():
             where = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -227,7 +241,7 @@ def check_finite(name: str, value: Any, hint: str | None = None) -> None:
     __tracebackhide__ = True
     _require_plain(name, value, hint)
     try:
-        ok = bool(np.all(np.isfinite(_as_numpy(value).astype(np.float64))))
+        ok = bool(np.all(np.isfinite(_numbers(value, like=value))))
     except (TypeError, ValueError):
         ok = False
     if not ok:

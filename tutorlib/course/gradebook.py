@@ -7,9 +7,18 @@ Layout the teacher gives ``tutorlib grade SUBMISSIONS --solutions PRIVATE --out 
       grace/...
 
 An optional roster CSV (``--roster``, columns ``folder,learner``: or ``id,name``) maps folder names
-to the learner ids the gradebook shows, and lists learners who handed in nothing. A learner's
-notebook is the file with the solution's exact name anywhere inside their folder; nothing in the
-learner's file chooses its solution, and each file is graded once.
+to the learner ids the gradebook shows, and lists learners who handed in nothing. Names are matched
+as a person reads them (Unicode NFC, no surrounding spaces, bytes that are not UTF-8 shown as U+FFFD), so
+a folder unzipped on a Mac or from a Windows archive still finds its roster line. Every learner id in
+the gradebook is unique: folders that would show as one id (``ada`` and ``ada ``, a folder named like
+another's roster id) each get the id with a short hash of their folder's name, with a problem line
+saying so. A folder not on a given roster is graded, with a problem line.
+
+A learner's notebook is the file with the solution's exact name anywhere inside their folder; nothing
+in the learner's file chooses its solution, and each file is graded once. The folder is searched and
+the notebook read through directory handles opened without following links, at every level: a folder
+swapped for a symbolic link while the class is being graded (to the solutions, say) is never entered,
+and a file with other names on disk (a hard link) is refused.
 
 Each learner is graded inside their own guard: a broken, huge, hostile or symlinked file, a grader
 failure on one notebook, or a notebook past its time costs that learner those points with a line
@@ -35,30 +44,40 @@ right-to-left override) reaches the teacher; ``grades.json`` keeps the exact tex
 
 Overrides (``--overrides``, a CSV the teacher edits: ``learner,notebook,decision,note``):
 ``decision`` ``accept`` releases the points of a flagged notebook; a number replaces its total.
+``learner`` is the id the gradebook shows, ``notebook`` the file name (``01_parameters.ipynb``) or its
+stem (``01_parameters``). A row that matches no graded notebook changes nothing and is listed in
+``report.md``, and feedback files an earlier run left for learners no longer in the class are removed.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import html
 import io
 import json
 import os
+import re
 import stat
 import sys
 import threading
 import time
+import unicodedata
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from tutorlib.course.autograde import UNSAFE_STAMP, GradingOptions, grade_file, read_learner_file, zero_questions
 from tutorlib.course.builder import graded_tests, is_answer_cell, nbgrader_meta, read_notebook
-from tutorlib.course.report import GradeReport, NotebookResult, QuestionResult, printable
+from tutorlib.course.report import GradeReport, NotebookResult, QuestionResult, markdown_inert, printable
 from tutorlib.files import write_atomic
 
 MAX_FILES_PER_LEARNER = 2000  # a folder with more is not searched further (a learner's runaway loop?)
+MAX_FOLDER_DEPTH = 20  # folders nested deeper inside a learner's folder are not searched
+# A folder opened only if it is one: never through a symbolic link (O_NOFOLLOW), never blocking (a FIFO).
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
+_FEEDBACK_FILE = re.compile(r".+-[0-9a-f]{8}\.md")  # what feedback_name makes
 
 
 @dataclass
@@ -80,9 +99,18 @@ class LearnerGrades:
         return sum(self.notebook_points(nb, nb.path) for nb in self.report.notebooks)
 
 
+def person_name(name: str | bytes) -> str:
+    """A folder or roster name as a person reads it, for matching and showing: bytes that are not UTF-8 (a
+    Windows archive's folder name) as U+FFFD, Unicode NFC (a Mac's decomposed accents composed), no
+    surrounding white space."""
+    raw = name if isinstance(name, bytes) else os.fsencode(name)
+    return unicodedata.normalize("NFC", raw.decode("utf-8", errors="replace")).strip()
+
+
 def read_roster(path: str | Path) -> dict[str, str]:
-    """folder name -> learner id, from a CSV with columns folder,learner (or id,name)."""
-    with open(path, newline="", encoding="utf-8") as f:
+    """folder name -> learner id, from a CSV with columns folder,learner (or id,name); both as
+    :func:`person_name` reads them."""
+    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark
         rows = list(csv.DictReader(f))
     if not rows:
         return {}
@@ -92,44 +120,101 @@ def read_roster(path: str | Path) -> dict[str, str]:
     if folder_key is None:
         raise ValueError(f"The roster {path} needs a 'folder' (or 'id') column, and optionally 'learner' (or "
                          f"'name'); it has: {', '.join(rows[0])}.")
-    return {r[folder_key].strip(): (r[learner_key] or r[folder_key]).strip() for r in rows if r.get(folder_key)}
+    return {person_name(r[folder_key]): person_name(r[learner_key] or r[folder_key])
+            for r in rows if r.get(folder_key) and person_name(r[folder_key])}
+
+
+def notebook_file_name(name: str) -> str:
+    """An overrides row's notebook as a file name: ``01_parameters`` and ``01_parameters.ipynb`` are one."""
+    name = person_name(name)
+    return name if name.endswith(".ipynb") else name + ".ipynb"
 
 
 def read_overrides(path: str | Path | None) -> dict[tuple[str, str], tuple[str, str]]:
-    """(learner, notebook) -> (decision, note) from the teacher's overrides CSV ({} without one)."""
+    """(learner, notebook file name) -> (decision, note) from the teacher's overrides CSV ({} without one)."""
     if path is None or not Path(path).is_file():
         return {}
-    with open(path, newline="", encoding="utf-8") as f:
-        return {(r["learner"].strip(), r["notebook"].strip()): (r["decision"].strip(), (r.get("note") or "").strip())
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        return {(person_name(r["learner"]), notebook_file_name(r["notebook"])):
+                (r["decision"].strip(), (r.get("note") or "").strip())
                 for r in csv.DictReader(f) if r.get("learner") and r.get("notebook") and r.get("decision")}
 
 
 # --- finding a learner's files ------------------------------------------------------------------
 
-def _files_of(folder: Path, problems: list[str]) -> dict[str, list[Path]]:
-    """file name -> regular files of that name under ``folder``; symlinks and special files are
-    named in ``problems`` and never followed."""
-    found: dict[str, list[Path]] = {}
-    count = 0
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if d != ".ipynb_checkpoints" and not d.startswith("."))
-        for d in list(dirs):
-            if os.path.islink(os.path.join(root, d)):
-                problems.append(f"{_shown(Path(root, d).relative_to(folder))} is a symbolic link: not followed.")
-                dirs.remove(d)
-        for name in sorted(files):
-            path = Path(root, name)
-            count += 1
-            if count > MAX_FILES_PER_LEARNER:
-                problems.append(f"more than {MAX_FILES_PER_LEARNER} files: the rest were not looked at.")
-                return found
-            mode = os.lstat(path).st_mode
-            if stat.S_ISLNK(mode):
-                problems.append(f"{_shown(path.relative_to(folder))} is a symbolic link: not graded.")
-            elif not stat.S_ISREG(mode):
-                problems.append(f"{_shown(path.relative_to(folder))} is not a regular file: ignored.")
-            else:
-                found.setdefault(name, []).append(path)
+@dataclass
+class FoundNotebooks:
+    """What a learner's folder holds: each file name's places (relative, in search order), and of each
+    assignment the first copy's bytes, read when it was found (or why it could not be)."""
+
+    places: dict[str, list[str]] = field(default_factory=dict)
+    contents: dict[str, bytes | str] = field(default_factory=dict)
+
+
+def _find_notebooks(parent_fd: int, folder_name: str, wanted: set[str], problems: list[str]) -> FoundNotebooks:
+    """Search the learner's folder ``folder_name`` (inside the folder open as ``parent_fd``) for the assignments
+    ``wanted``, reading each first copy at once. Every folder is opened by a handle relative to its parent's,
+    without following a link, so what is read is what was found (``O_NOFOLLOW`` on a path protects only its
+    last part). Links, special files, hidden folders and anything past the limits are named in ``problems``."""
+    found = FoundNotebooks()
+    try:
+        top = os.open(folder_name, _FOLDER_FLAGS, dir_fd=parent_fd)
+    except OSError as e:
+        problems.append(f"the folder could not be opened ({e.strerror}): was it replaced by a link while the class "
+                        "was being graded?")
+        return found
+    stack, count = [(top, "", 0)], 0  # (open folder, its path inside the learner's folder, depth)
+    try:
+        while stack:
+            fd, inside, depth = stack.pop()
+            try:
+                with os.scandir(fd) as entries:
+                    names = sorted(entry.name for entry in entries)
+                subfolders = []
+                for name in names:
+                    shown, place = _shown(inside + name), inside + name
+                    try:
+                        mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+                    except OSError:
+                        continue  # gone since the folder was listed
+                    if stat.S_ISDIR(mode):
+                        if name == ".ipynb_checkpoints":  # Jupyter's autosaved copies: never the submission
+                            continue
+                        if name.startswith("."):
+                            problems.append(f"{shown} is a hidden folder: not searched.")
+                        elif depth + 1 > MAX_FOLDER_DEPTH:
+                            problems.append(f"{shown} lies more than {MAX_FOLDER_DEPTH} folders deep: not searched.")
+                        else:
+                            subfolders.append(name)
+                        continue
+                    if name.startswith("."):  # .DS_Store and the like
+                        continue
+                    count += 1
+                    if count > MAX_FILES_PER_LEARNER:
+                        problems.append(f"more than {MAX_FILES_PER_LEARNER} files: the rest were not looked at.")
+                        return found
+                    if stat.S_ISLNK(mode):
+                        problems.append(f"{shown} is a symbolic link: not graded.")
+                    elif not stat.S_ISREG(mode):
+                        problems.append(f"{shown} is not a regular file: ignored.")
+                    else:
+                        found.places.setdefault(name, []).append(place)
+                        if name in wanted and name not in found.contents:
+                            try:
+                                found.contents[name] = read_learner_file(name, dir_fd=fd, refuse_hard_links=True)
+                            except ValueError as e:
+                                found.contents[name] = str(e)
+                for name in reversed(subfolders):  # popped in name order: the same order as os.walk
+                    try:
+                        stack.append((os.open(name, _FOLDER_FLAGS, dir_fd=fd), f"{inside}{name}/", depth + 1))
+                    except OSError:
+                        problems.append(f"{_shown(inside + name)} could not be opened as a folder (a link?): "
+                                        "not searched.")
+            finally:
+                os.close(fd)
+    finally:
+        for fd, _, _ in stack:
+            os.close(fd)
     return found
 
 
@@ -141,30 +226,39 @@ def _shown(path) -> str:
 
 # --- grading --------------------------------------------------------------------------------------
 
-def _grade_learner(folder: Path, learner: str, solutions: list[Path], options: GradingOptions,
-                   decisions: dict, verbose: bool) -> LearnerGrades:
-    report, missing, problems = GradeReport(), [], []
-    files = _files_of(folder, problems)
+@dataclass
+class LearnerFolder:
+    """A learner's folder found in the submissions: its name on disk (exact, for opening it) and the unique id
+    the gradebook shows for it."""
+
+    name: str
+    learner: str
+    problems: list[str] = field(default_factory=list)
+
+
+def _grade_learner(parent_fd: int, submissions: Path, found: LearnerFolder, solutions: list[Path],
+                   options: GradingOptions, decisions: dict, verbose: bool) -> LearnerGrades:
+    learner, report, missing, problems = found.learner, GradeReport(), [], list(found.problems)
+    notebooks = _find_notebooks(parent_fd, found.name, {s.name for s in solutions}, problems)
     wanted = {s.name for s in solutions}
-    stray = sorted(n for n in files if n not in wanted)
+    stray = sorted(n for n in notebooks.places if n not in wanted)
     problems += [f"{_shown(n)} is not one of the assignments: ignored." for n in stray[:10]]
     for solution in solutions:
-        found = files.get(solution.name, [])
-        if not found:
+        places = notebooks.places.get(solution.name, [])
+        if not places:
             missing.append(solution.name)
             continue
-        if len(found) > 1:
-            problems.append(f"{solution.name} appears {len(found)} times; graded "
-                            f"{_shown(found[0].relative_to(folder))} only.")
+        if len(places) > 1:
+            problems.append(f"{solution.name} appears {len(places)} times; graded {_shown(places[0])} only.")
         if verbose:
             print(f"grading {_shown(learner)}: {solution.name} ...", file=sys.stderr, flush=True)
-        try:
-            content = read_learner_file(found[0])
-        except ValueError as e:
-            problems.append(str(e))
-            nb = NotebookResult(path=solution.name, notes=[str(e)], questions=_zero_questions(solution))
+        content = notebooks.contents[solution.name]
+        if isinstance(content, str):  # why it could not be read
+            problems.append(content)
+            nb = NotebookResult(path=solution.name, notes=[content], questions=_zero_questions(solution))
         else:
-            nb = grade_file(found[0], solution, options, label=solution.name, content=content)
+            nb = grade_file(submissions / found.name / places[0], solution, options, label=solution.name,
+                            content=content)
             if not nb.questions:
                 nb.questions = _zero_questions(solution)
         nb.path = solution.name
@@ -172,9 +266,10 @@ def _grade_learner(folder: Path, learner: str, solutions: list[Path], options: G
         if decision:
             nb.review = "accept" if decision[0].lower() == "accept" else decision[1] or decision[0]
         report.notebooks.append(nb)
-    entry = LearnerGrades(learner, folder.name, report, missing, problems)
+    entry = LearnerGrades(learner, found.name, report, missing, problems)
+    graded = {nb.path for nb in report.notebooks}
     for (who, notebook), (decision, _) in decisions.items():
-        if who == learner and decision.lower() != "accept":
+        if who == learner and notebook in graded and decision.lower() != "accept":
             try:
                 entry.overridden[notebook] = float(decision)
             except ValueError:
@@ -183,9 +278,47 @@ def _grade_learner(folder: Path, learner: str, solutions: list[Path], options: G
     return entry
 
 
-def _failed_learner(folder: Path, learner: str, solutions: list[Path], why: str) -> LearnerGrades:
+def _failed_learner(found: LearnerFolder, solutions: list[Path], why: str) -> LearnerGrades:
     notebooks = [NotebookResult(path=s.name, questions=_zero_questions(s), notes=[why]) for s in solutions]
-    return LearnerGrades(learner, folder.name, GradeReport(notebooks=notebooks), [], [why])
+    return LearnerGrades(found.learner, found.name, GradeReport(notebooks=notebooks), [], [*found.problems, why])
+
+
+def _learner_folders(parent_fd: int, names: dict[str, str], skipped: list[str]) -> tuple[list[LearnerFolder],
+                                                                                          list[LearnerGrades]]:
+    """(the learners' folders, entries for what is not a folder) in the submissions folder open as ``parent_fd``.
+    A learner's id is their roster id, else their folder's name as a person reads it; ids that several folders
+    would share are made unique with a hash of each folder's exact name. Hidden entries (``.git``) not on the
+    roster are skipped and named in ``skipped``."""
+    folders, others = [], []
+    with os.scandir(parent_fd) as entries:
+        listed = sorted(entries, key=lambda e: e.name)
+    for entry in listed:
+        key = person_name(entry.name)
+        if entry.name.startswith(".") and key not in names:
+            skipped.append(_shown(entry.name))
+            continue
+        if not entry.is_dir(follow_symlinks=False):
+            others.append(LearnerGrades(_shown(entry.name), None, GradeReport(), [],
+                                        [f"{_shown(entry.name)} is not a folder (or is a symbolic link): not graded."]))
+            continue
+        problems = [] if key in names or not names else [
+            f"the folder {_shown(entry.name)} is not on the roster: graded under its own name."]
+        folders.append(LearnerFolder(entry.name, names.get(key, key) or "?", problems))
+    holders: dict[str, list[LearnerFolder]] = {}
+    for found in folders:
+        holders.setdefault(found.learner, []).append(found)
+    on_roster_only = {learner for folder, learner in names.items() if folder not in {person_name(f.name)
+                                                                                      for f in folders}}
+    for learner, shared in holders.items():
+        if len(shared) == 1 and learner not in on_roster_only:
+            continue
+        for found in shared:
+            digest = hashlib.sha256(os.fsencode(found.name)).hexdigest()[:6]
+            found.learner = f"{learner} #{digest}"
+            found.problems.append(f"{len(shared) + (learner in on_roster_only)} learners would show as "
+                                  f"'{_shown(learner)}'; this folder ({_shown(found.name)}) shows as "
+                                  f"'{_shown(found.learner)}': use that id in the overrides.")
+    return folders, others
 
 
 def grade_class(submissions: str | Path, solutions_dir: str | Path, out_dir: str | Path, *,
@@ -210,22 +343,64 @@ def grade_class(submissions: str | Path, solutions_dir: str | Path, out_dir: str
     options = GradingOptions(**{**options.__dict__, "hidden": hidden})
     names = read_roster(roster) if roster else {}
     decisions = read_overrides(overrides)
-    folders = sorted(p for p in submissions.iterdir() if not p.name.startswith("."))
-    book = _Book(out, solutions)
-    for folder in folders:
-        if folder.is_symlink() or not folder.is_dir():
-            book.add(LearnerGrades(_shown(folder.name), None, GradeReport(), [],
-                                   [f"{_shown(folder.name)} is not a folder (or is a symbolic link): not graded."]))
-    folders = [f for f in folders if f.is_dir() and not f.is_symlink()]
-    deadline = time.monotonic() + class_budget if class_budget else None
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(out / ".grading.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ValueError(f"Another `tutorlib grade` is writing its gradebook into {out} right now: wait for it, or "
+                         "give this one another --out folder.") from None
+    try:
+        return _grade_locked(submissions, out, solutions, names, decisions, options, verbose, jobs,
+                             class_budget).learners
+    finally:
+        lock.release()
 
-    def one(folder: Path) -> LearnerGrades:
-        learner = names.get(folder.name, folder.name)
+
+def _grade_locked(submissions: Path, out: Path, solutions: list[Path], names: dict, decisions: dict,
+                  options: GradingOptions, verbose: bool, jobs: int, class_budget: float | None) -> _Book:
+    """:func:`grade_class` once it holds the output folder's lock."""
+    parent_fd = os.open(submissions, os.O_RDONLY | os.O_DIRECTORY)  # the teacher's folder: every learner's inside it
+    try:
+        skipped: list[str] = []
+        folders, others = _learner_folders(parent_fd, names, skipped)
+        book = _Book(out, solutions)
+        if skipped:
+            book.notes.append(f"Hidden entries in the submissions folder, not graded: {', '.join(skipped[:10])}"
+                              + (f" and {len(skipped) - 10} more." if len(skipped) > 10 else "."))
+        for entry in others:
+            book.add(entry)
+        _grade_folders(parent_fd, submissions, folders, solutions, options, decisions, verbose, jobs,
+                       time.monotonic() + class_budget if class_budget else None, book)
+    finally:
+        os.close(parent_fd)
+    handed_in = {person_name(found.name) for found in folders}
+    shown = {found.learner for found in folders}
+    for folder_name, learner in names.items():  # on the roster, no folder handed in
+        if folder_name not in handed_in:
+            unique = learner if learner not in shown else f"{learner} (no folder)"
+            book.add(LearnerGrades(unique, None, GradeReport(), [s.name for s in solutions], ["no folder handed in"]))
+    graded = {(e.learner, nb.path) for e in book.learners for nb in e.report.notebooks}
+    unmatched = [key for key in decisions if key not in graded]
+    if unmatched:
+        book.notes += [f"overrides: no graded notebook matches learner '{_shown(who)}', notebook '{_shown(notebook)}': "
+                       "the row changed nothing (the learner id must be as the gradebook shows it)."
+                       for who, notebook in unmatched]
+        book.write()
+    return book
+
+
+def _grade_folders(parent_fd: int, submissions: Path, folders: list[LearnerFolder], solutions: list[Path],
+                   options: GradingOptions, decisions: dict, verbose: bool, jobs: int, deadline: float | None,
+                   book: _Book) -> None:
+    """Grade ``folders``, ``jobs`` at a time, each learner inside their own guard; add each to ``book`` when done."""
+
+    def one(found: LearnerFolder) -> LearnerGrades:
         try:
-            return _grade_learner(folder, learner, solutions, options, decisions, verbose)
+            return _grade_learner(parent_fd, submissions, found, solutions, options, decisions, verbose)
         except Exception as e:  # noqa: BLE001 - one learner never stops the class
-            return _failed_learner(folder, learner, solutions, f"the grader failed on this learner "
-                                                               f"({type(e).__name__}); graded 0, tell the teacher.")
+            return _failed_learner(found, solutions, f"the grader failed on this learner ({type(e).__name__}); "
+                                                     "graded 0, tell the teacher.")
 
     pending = list(folders)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -233,12 +408,12 @@ def grade_class(submissions: str | Path, solutions_dir: str | Path, out_dir: str
         try:
             while pending or running:
                 while pending and len(running) < max(1, jobs):
-                    folder = pending.pop(0)
+                    found = pending.pop(0)
                     if deadline is not None and time.monotonic() > deadline:
-                        book.add(_failed_learner(folder, names.get(folder.name, folder.name), solutions,
-                                                 "not graded: the class's time budget was spent before this learner"))
+                        book.add(_failed_learner(found, solutions, "not graded: the class's time budget was spent "
+                                                                   "before this learner"))
                         continue
-                    running.add(pool.submit(one, folder))
+                    running.add(pool.submit(one, found))
                 if not running:
                     break
                 done, running = wait(running, return_when=FIRST_COMPLETED)
@@ -249,11 +424,6 @@ def grade_class(submissions: str | Path, solutions_dir: str | Path, out_dir: str
                 future.cancel()
             print("interrupted: the gradebook keeps every learner graded so far", file=sys.stderr)
             raise
-    for folder_name, learner in names.items():  # on the roster, no folder handed in
-        if not (submissions / folder_name).is_dir():
-            book.add(LearnerGrades(learner, None, GradeReport(), [s.name for s in solutions],
-                                   ["no folder handed in"]))
-    return book.learners
 
 
 def _zero_questions(solution: Path) -> list[QuestionResult]:
@@ -267,6 +437,7 @@ class _Book:
 
     def __init__(self, out: Path, solutions: list[Path]):
         self.out, self.solutions, self.learners = out, solutions, []
+        self.notes: list[str] = []  # about the class, not one learner (an override that matched nothing)
         self.lock = threading.Lock()
         self.columns = _columns(solutions)
         self.possible = sum(float(nbgrader_meta(c).get("points", 0)) for p in solutions
@@ -276,7 +447,15 @@ class _Book:
         with self.lock:
             self.learners.append(entry)
             self.learners.sort(key=lambda e: e.learner)
-            write_gradebook(self.learners, self.solutions, self.out, columns=self.columns, possible=self.possible)
+            self._write()
+
+    def write(self) -> None:
+        with self.lock:
+            self._write()
+
+    def _write(self) -> None:
+        write_gradebook(self.learners, self.solutions, self.out, columns=self.columns, possible=self.possible,
+                        notes=self.notes)
 
 
 def _columns(solutions: list[Path]) -> tuple[list[str], list[str]]:
@@ -297,23 +476,26 @@ def spreadsheet_safe(text: str) -> str:
 
 
 def feedback_name(learner: str, folder: str | None) -> str:
-    """A feedback file name of this learner's own: readable letters plus a hash of the exact id, so
-    that two learners whose names differ only in punctuation never share a file."""
+    """A feedback file name of this learner's own: readable letters plus a hash of the exact id and folder
+    name (its bytes on disk, whatever their encoding), so that two learners whose names differ only in
+    punctuation never share a file."""
     readable = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in learner)[:40].strip("_") or "learner"
-    digest = hashlib.sha256(f"{learner}\0{folder}".encode()).hexdigest()[:8]
-    return f"{readable}-{digest}.md"
+    exact = learner.encode("utf-8", "surrogateescape") + b"\0" + os.fsencode(str(folder))
+    return f"{readable}-{hashlib.sha256(exact).hexdigest()[:8]}.md"
 
 
 def markdown_text(text: str) -> str:
-    """Learner-chosen text inside a Markdown table cell or line: one line, HTML escaped, and every
-    character Markdown gives a meaning to (``| ` * _ [ ] # \\``) escaped with a backslash."""
-    text = html.escape(_shown(text), quote=False)  # _shown: already one printable line
-    return "".join("\\" + ch if ch in "\\|`*_[]#" else ch for ch in text)
+    """Learner-chosen text inside a Markdown table cell or line: one short printable line that Markdown
+    shows as typed (:func:`~tutorlib.course.report.markdown_inert`)."""
+    return markdown_inert(_shown(text))
 
 
 def write_gradebook(learners: list[LearnerGrades], solutions: list[Path], out: Path, *,
-                    columns: tuple[list[str], list[str]] | None = None, possible: float | None = None) -> None:
-    """gradebook.csv, feedback/<learner>.md, grades.json and report.md (see the module docstring)."""
+                    columns: tuple[list[str], list[str]] | None = None, possible: float | None = None,
+                    notes: list[str] = ()) -> None:
+    """gradebook.csv, feedback/<learner>.md, grades.json and report.md (see the module docstring); ``notes``
+    about the class go into report.md. Feedback files an earlier run wrote for learners not in ``learners``
+    are removed, so that the folder holds only this class's feedback."""
     questions, free = columns or _columns(solutions)
     if possible is None:
         possible = sum(float(nbgrader_meta(c).get("points", 0)) for p in solutions
@@ -341,11 +523,16 @@ def write_gradebook(learners: list[LearnerGrades], solutions: list[Path], out: P
             text = f"**{UNSAFE_STAMP}**\n\n" + text
         write_atomic(out / "feedback" / feedback_name(entry.learner, entry.folder),
                      (text + ("\n" + "\n".join(extra) + "\n" if extra else "")).encode())
-    everything = {e.learner: dict(e.report.to_dict(), missing=e.missing, problems=e.problems,
-                                  overridden=e.overridden, feedback=f"feedback/{feedback_name(e.learner, e.folder)}")
+    current = {feedback_name(e.learner, e.folder) for e in learners}
+    for stale in (out / "feedback").glob("*.md"):  # an earlier run's learner who is no longer in the class
+        if stale.name not in current and _FEEDBACK_FILE.fullmatch(stale.name):
+            stale.unlink(missing_ok=True)
+    everything = {e.learner: dict(e.report.to_dict(), folder=None if e.folder is None else person_name(e.folder),
+                                  missing=e.missing, problems=e.problems, overridden=e.overridden,
+                                  feedback=f"feedback/{feedback_name(e.learner, e.folder)}")
                   for e in learners}
     write_atomic(out / "grades.json", (json.dumps(everything, indent=2, ensure_ascii=True) + "\n").encode())
-    write_atomic(out / "report.md", _class_report(learners, possible, unsafe).encode())
+    write_atomic(out / "report.md", _class_report(learners, possible, unsafe, notes).encode())
 
 
 def _csv_row(entry: LearnerGrades, possible: float) -> dict:
@@ -366,7 +553,7 @@ def _csv_row(entry: LearnerGrades, possible: float) -> dict:
     return row
 
 
-def _class_report(learners: list[LearnerGrades], possible: float, unsafe: bool) -> str:
+def _class_report(learners: list[LearnerGrades], possible: float, unsafe: bool, notes: list[str] = ()) -> str:
     lines = ["# Class report", ""]
     if unsafe:
         lines += [f"**{UNSAFE_STAMP}**: every line of this report comes from a run without the sandbox.", ""]
@@ -384,5 +571,7 @@ def _class_report(learners: list[LearnerGrades], possible: float, unsafe: bool) 
         for entry, nb, gid, text in answers:
             lines += [f"**{markdown_text(entry.learner)}**, {markdown_text(Path(nb.path).stem)} "
                       f"`{markdown_text(gid)}`:", ""]
-            lines += [f"> {html.escape(ln, quote=False)}" for ln in printable(text).splitlines()[:40]] + [""]
+            lines += [f"> {ln}" for ln in markdown_inert(text).splitlines()[:40]] + [""]
+    if notes:
+        lines += ["", "## Notes on the class", ""] + [f"- {markdown_inert(note, one_line=True)}" for note in notes]
     return "\n".join(lines).rstrip() + "\n"

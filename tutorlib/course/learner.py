@@ -31,6 +31,10 @@ from tutorlib.course import plain_data
 from tutorlib.course.checks import AnswerError
 
 MAX_REPLY_BYTES = plain_data.MAX_BYTES + 2**20
+# Containers and items a reply may hold before it is parsed at all: JSON's objects take ~20 times their text in
+# memory, so a reply of 60 MB of "{}," would cost the grader over a gigabyte before plain_data could count it.
+_MAX_REPLY_PUNCTUATION = 2 * plain_data.MAX_ITEMS
+MAX_KERNEL_FLAGS = 50  # what a kernel may report for the teacher's review, over a whole notebook
 _ENDED = "ended (it exited, ran out of memory, or crashed)"
 
 
@@ -53,7 +57,7 @@ class KernelConnection:
 
     def __init__(self, proc, reply_fd: int, cleanup):
         self.proc, self.reply_fd, self.cleanup = proc, reply_fd, cleanup
-        self.buffer = b""
+        self.buffer = bytearray()
         self.flags: list[str] = []  # what the kernel reported (untrusted, for the teacher's review)
         self.alive = True
 
@@ -65,16 +69,18 @@ class KernelConnection:
         deadline = time.monotonic() + timeout + 5.0  # the kernel's own alarm fires first
         self._write((json.dumps(request) + "\n").encode(), deadline)
         line = self._read_line(deadline)
-        try:
-            reply = json.loads(line)
-        except (ValueError, RecursionError):
-            reply = None
+        reply = None
+        if sum(line.count(ch) for ch in (b"[", b"{", b",")) <= _MAX_REPLY_PUNCTUATION:
+            try:
+                reply = json.loads(line)
+            except (ValueError, RecursionError):
+                pass
         if type(reply) is not dict or type(reply.get("ok")) is not bool:
             self.close()
             raise KernelGone("kernel died", "answered something that is not a reply")
         flags = reply.get("flags")
-        if type(flags) is list:
-            self.flags += [str(f)[:300] for f in flags[:20]]
+        if type(flags) is list and len(self.flags) < MAX_KERNEL_FLAGS:
+            self.flags += [str(f)[:300] for f in flags[:20]][:MAX_KERNEL_FLAGS - len(self.flags)]
         return reply
 
     def _write(self, data: bytes, deadline: float) -> None:
@@ -98,7 +104,8 @@ class KernelConnection:
                 raise KernelGone("kernel died", _ENDED) from None
 
     def _read_line(self, deadline: float) -> bytes:
-        while b"\n" not in self.buffer:
+        end = self.buffer.find(b"\n")
+        while end < 0:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.close()
@@ -113,11 +120,14 @@ class KernelConnection:
             if not chunk:
                 self.close()
                 raise KernelGone("kernel died", _ENDED)
+            newline = chunk.find(b"\n")  # only the new bytes are searched: reading stays linear in the reply
+            end = len(self.buffer) + newline if newline >= 0 else -1
             self.buffer += chunk
-            if len(self.buffer) > MAX_REPLY_BYTES:
+            if (end if end >= 0 else len(self.buffer)) > MAX_REPLY_BYTES:
                 self.close()
                 raise KernelGone("kernel died", "sent a reply too large to read")
-        line, _, self.buffer = self.buffer.partition(b"\n")
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end + 1]
         return line
 
     def close(self) -> None:

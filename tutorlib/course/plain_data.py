@@ -15,7 +15,8 @@ are bounded (depth, number of items, bytes), so a hostile value cannot exhaust t
 nested 100,000 deep is refused, not a ``RecursionError``.
 
 On the way back, tensors arrive as numpy arrays (the grader compares numbers, not tensor objects),
-and numpy numbers as numpy numbers.
+and numpy numbers as numpy numbers; an array's bytes travel in this machine's byte order (a big-endian array
+is converted first: the sandbox and the grader share one machine).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ import numpy as np
 MAX_DEPTH = 32  # nesting of containers
 MAX_ITEMS = 1_000_000  # containers' items and strings' characters, counted over the whole value
 MAX_BYTES = 64 * 2**20  # one encoded value
+# Items a decoded value may hash (a set's items, a dict's keys that are not strings), and integers of 2**61 and
+# more: Python hashes integers modulo 2**61 - 1 and tuples without a secret, so a learner can send values that
+# all share one hash, and building a set of n of them takes n**2 steps in the grader (strings are hashed with a
+# per-process secret and cost nothing here). 10,000 colliding items take a fraction of a second.
+MAX_HASHED = 10_000
 _DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
            "float16", "float32", "float64", "complex64", "complex128"}
 
@@ -41,11 +47,18 @@ class NotPlainData(TypeError):
 class _Budget:
     def __init__(self):
         self.items = 0
+        self.hashed = 0
 
     def spend(self, n: int) -> None:
         self.items += n
         if self.items > MAX_ITEMS:
             raise NotPlainData(f"the value is too large (more than {MAX_ITEMS:,} items)")
+
+    def hash(self, n: int) -> None:
+        self.hashed += n
+        if self.hashed > MAX_HASHED:
+            raise NotPlainData(f"the value holds more than {MAX_HASHED:,} set items, non-text dict keys and integers "
+                               "of 2**61 or more together")
 
 
 def _array(value: Any) -> np.ndarray | None:
@@ -99,6 +112,8 @@ def to_plain(value: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
         if array.dtype.name not in _DTYPES:
             raise NotPlainData(f"an array of dtype {array.dtype} cannot be checked")
         budget.spend(array.size)
+        if not array.dtype.isnative:  # big-endian: the bytes travel in this machine's order
+            array = array.astype(array.dtype.newbyteorder("="))
         spec = {"dtype": array.dtype.name, "shape": list(array.shape),
                 "data": base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")}
         if isinstance(value, np.generic):
@@ -138,6 +153,8 @@ def from_plain(raw: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
     kind = type(raw)
     if raw is None or kind in (bool, int, float, str):
         budget.spend(len(raw) if kind is str else 1)
+        if kind is int and abs(raw) >= 2**61 - 1:
+            budget.hash(1)
         return raw
     if kind is list:
         budget.spend(len(raw))
@@ -150,12 +167,14 @@ def from_plain(raw: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
         if tag == "__tuple__" and type(inner) is list:
             return tuple(from_plain(v, depth + 1, budget) for v in inner)
         if tag == "__set__" and type(inner) is list:
+            budget.hash(len(inner))
             items = [from_plain(v, depth + 1, budget) for v in inner]
             try:
                 return set(items)
             except TypeError:
                 raise NotPlainData("a set holds unhashable items") from None
         if tag == "__dict__" and type(inner) is list:
+            budget.hash(len(inner))
             pairs = [from_plain(p, depth + 1, budget) for p in inner]
             if not all(type(p) is list and len(p) == 2 for p in pairs):
                 raise NotPlainData("malformed dict in encoded data")
@@ -163,7 +182,8 @@ def from_plain(raw: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
                 return {k: v for k, v in pairs}
             except TypeError:
                 raise NotPlainData("a dict has unhashable keys") from None
-        if tag == "__bigint__" and type(inner) is str and len(inner) < 5000:
+        if tag == "__bigint__" and type(inner) is str and len(inner) < 4000 and inner.lstrip("-").isdigit():
+            budget.hash(1)
             return int(inner)
         if tag == "__float__" and inner in ("inf", "-inf", "nan"):
             return float(inner)

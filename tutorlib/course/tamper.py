@@ -50,7 +50,7 @@ def reaches_for_the_grader(source: str) -> list[str]:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):  # too deep to read: it fails on its own
         return []
-    found: list[str] = []
+    found: dict[str, None] = {}  # each line once, in order (a dict: a learner's 100,000 lines stay linear)
     for node in ast.walk(tree):
         what = None
         if isinstance(node, ast.Attribute) and node.attr in _SUSPECT_NAMES:
@@ -65,9 +65,9 @@ def reaches_for_the_grader(source: str) -> list[str]:
             # inspect.getsource is harmless; `import inspect` is flagged only with frames (above).
             hits = [n for n in hits if n != "inspect"]
             what = f"`import {hits[0]}`" if hits else None
-        if what and f"line {getattr(node, 'lineno', 0)}: {what}" not in found:
-            found.append(f"line {getattr(node, 'lineno', 0)}: {what}")
-    return found
+        if what:
+            found[f"line {getattr(node, 'lineno', 0)}: {what}"] = None
+    return list(found)
 
 
 def cell_sha256(source: str) -> str:

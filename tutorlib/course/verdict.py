@@ -108,7 +108,12 @@ def _test_step(index: int, gid: str, source: str, points: float, graded: bool) -
 
 def plan_notebook(nb, solution, questions: dict[str, float]) -> Plan:
     """The steps for a learner notebook: with ``solution``, given and test cells run the teacher's
-    source and every difference from the built exercise is a flag; without it, the notebook's own."""
+    source and every difference from the built exercise is a flag; without it, the notebook's own.
+
+    With a solution, what a cell *is* comes from the solution, never from the learner's metadata: a cell
+    with a given or test cell's id is that cell (its teacher's source runs), whatever metadata it carries;
+    a cell is an answer only if the solution has an answer of its grade id and cell type (so markdown is
+    free text only where the solution asks for free text); any other cell is code the learner added."""
     plan = Plan()
     trusted_cells, built_order = {}, []
     if solution is not None:
@@ -116,19 +121,14 @@ def plan_notebook(nb, solution, questions: dict[str, float]) -> Plan:
         trusted_cells = {c.get("id"): (c, e) for c, e in zip(solution.cells, exercise.cells) if not is_answer_cell(c)}
         built_order = [c.get("id") for c in exercise.cells]
         given = {}
+        ids = _matched_ids(nb, solution, exercise)
     else:
         given = (nb.metadata.get("tutorlib") or {}).get("given_sha256") or {}
-    answers = {nbgrader_meta(c).get("grade_id") for c in (solution or nb).cells if is_answer_cell(c)}
+        ids = [c.get("id") for c in nb.cells]
+    answers = {nbgrader_meta(c).get("grade_id"): c.cell_type for c in (solution or nb).cells if is_answer_cell(c)}
     seen_order = []
-    for i, cell in enumerate(nb.cells):
-        cid, gid = cell.get("id"), nbgrader_meta(cell).get("grade_id")
-        if is_answer_cell(cell) and gid in answers:
-            seen_order.append(cid)
-            if cell.cell_type == "markdown":
-                plan.free_text[str(gid)] = str(cell.source).strip()[:5000]
-            elif cell.cell_type == "code":
-                _add_answer(plan, i, cell.source, f"cell {i + 1} ({gid})")
-            continue
+    for i, (cell, cid) in enumerate(zip(nb.cells, ids)):
+        gid = nbgrader_meta(cell).get("grade_id")
         if solution is not None and cid in trusted_cells:
             seen_order.append(cid)
             trusted, built = trusted_cells[cid]
@@ -136,6 +136,13 @@ def plan_notebook(nb, solution, questions: dict[str, float]) -> Plan:
                     or cell.cell_type != built.cell_type:
                 plan.flags.append(f"cell {i + 1}: a given cell was edited (it must stay as it was handed out)")
             _add_given_or_test(plan, i, trusted, questions, graded=True)
+            continue
+        if is_answer_cell(cell) and answers.get(gid) == cell.cell_type:
+            seen_order.append(cid)
+            if cell.cell_type == "markdown":
+                plan.free_text[str(gid)] = str(cell.source).strip()[:5000]
+            elif cell.cell_type == "code":
+                _add_answer(plan, i, cell.source, f"cell {i + 1} ({gid})")
             continue
         if solution is None and cell.cell_type == "code":  # feedback: the notebook's own cells
             if cid in given and cell_sha256(cell.source) != given[cid]:
@@ -147,6 +154,30 @@ def plan_notebook(nb, solution, questions: dict[str, float]) -> Plan:
     if solution is not None:
         _order_flags(plan, trusted_cells, built_order, seen_order)
     return plan
+
+
+def _matched_ids(nb, solution, exercise) -> list:
+    """The id of each learner cell as the handed-out exercise knows it. A cell keeps its own id where the
+    exercise has it; a cell without a known id (a notebook saved in an older format, nbformat < 4.5, has
+    none, and reading it invents random ones) takes the id of the exercise cell with the same nbgrader grade
+    id, else of an exercise cell with the same source, each id taken once. Taking an id can only make the
+    teacher's source run in place of the learner's, never the other way round."""
+    known = {c.get("id") for c in exercise.cells}
+    ids = [c.get("id") for c in nb.cells]
+    free = [c for c in exercise.cells if c.get("id") not in set(ids)]
+    by_grade_id = {nbgrader_meta(c).get("grade_id"): c.get("id") for c in free if nbgrader_meta(c).get("grade_id")}
+    for i, cell in enumerate(nb.cells):
+        if ids[i] in known:
+            continue
+        gid = nbgrader_meta(cell).get("grade_id")
+        same = by_grade_id.pop(gid, None) if gid else None
+        if same is None:
+            same = next((c.get("id") for c in free if c.get("id") not in ids and c.cell_type == cell.cell_type
+                         and not nbgrader_meta(c).get("grade_id")
+                         and cell_sha256(c.source) == cell_sha256(cell.source)), None)
+        if same is not None and same not in ids:
+            ids[i] = same
+    return ids
 
 
 def _add_answer(plan: Plan, index: int, source: str, where: str) -> None:
@@ -419,11 +450,23 @@ def grade(notebook: Path, solution_path: Path | None, settings: Settings, label:
         if runner.connection is not None:
             runner.connection.close()
     result.notes += runner.notes
-    result.flags = plan.flags + runner.flags
+    result.flags = bounded_flags(plan.flags + runner.flags)
     result.kernel_start_s = round(runner.kernel_start_s, 2)
     _score(result, plan, runner, questions)
     result.seconds = round(time.perf_counter() - started, 2)
     return result
+
+
+MAX_FLAGS = 50  # flags kept per notebook: a teacher reviews a few cells; a learner could make 100,000
+
+
+def bounded_flags(flags: list[str]) -> list[str]:
+    """Each flag once, at most :data:`MAX_FLAGS` of them (then a line saying how many more), each at most 300
+    characters: what a learner's code makes the gradebook store stays small."""
+    unique = list(dict.fromkeys(str(flag)[:300] for flag in flags))
+    if len(unique) <= MAX_FLAGS:
+        return unique
+    return unique[:MAX_FLAGS] + [f"... and {len(unique) - MAX_FLAGS} more flags (the notebook needs a close look)"]
 
 
 def _score(result: NotebookResult, plan: Plan, runner: Runner, questions: dict[str, float]) -> None:
