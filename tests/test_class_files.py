@@ -9,9 +9,11 @@ Markdown in what a learner writes. Nobody's grade may depend on any of it, and t
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import threading
 import unicodedata
@@ -83,11 +85,29 @@ def graded(tmp_path_factory):
     answer.source = "def trained_fraction(trainable, total):\n    raise ValueError('see ![x](http://evil.invalid/p.png)')"
     nbformat.write(nb, inject)
     learner_copy(TOY, WRONG, subs / "zed" / "work")  # swapped for a link to the solutions once grading has begun
+    # Two students of one name on the roster, and a folder named like the id one of them is then given.
+    learner_copy(TOY, {}, subs / "s123")
+    learner_copy(TOY, {}, subs / "s456")
+    impostor = "Wang Wei #" + hashlib.sha256(b"folder\0s123" + bytes([0])).hexdigest()[:6]
+    learner_copy(TOY, WRONG, subs / impostor)
+    learner_copy(TOY, {}, subs / "ok")
+    (subs / "ok ").write_text("a file named like a classmate's folder")
+    for i in range(30):  # a folder full of hidden folders: one problem line each would flood the gradebook
+        (subs / "many-hidden" / f".h{i:03d}").mkdir(parents=True)
+    learner_copy(TOY, {}, subs / "many-hidden")
+    split = learner_copy(TOY, {}, subs / "split-answer")  # an answer cell split in two, as Jupyter splits it
+    nb = nbformat.read(split, 4)
+    at = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "q1_answer")
+    second = nbformat.v4.new_code_cell("x_unused = 1", metadata=dict(nb.cells[at].metadata))
+    nb.cells.insert(at + 1, second)
+    nbformat.write(nb, split)
     roster = tmp / "roster.csv"
-    roster.write_text("\ufefffolder,learner\ns1,ada\nJosé,jose.garcia\n.dotty,dot.learner\n", encoding="utf-8")
+    roster.write_text("\ufefffolder,learner\ns1,ada\nJosé,jose.garcia\n.dotty,dot.learner\n"
+                      "s123,Wang Wei\ns456,Wang Wei\n", encoding="utf-8")
     overrides = tmp / "overrides.csv"
     overrides.write_text("learner,notebook,decision,note\nada,toy_prefix.ipynb,accept,reviewed\n"
-                         "jose.garcia,toy_prefix,5,regraded by hand\n")
+                         "jose.garcia,toy_prefix,5,regraded by hand\n"
+                         f"{impostor},toy_prefix,7,meant for the student in folder s123\n")
     real_grade_file, swapped, lock = gradebook.grade_file, [], threading.Lock()
 
     def swap_then_grade(*args, **kwargs):
@@ -161,6 +181,22 @@ def test_a_learners_metadata_decides_nothing_about_what_a_cell_is(graded):
         assert "evil.invalid" not in text or "\\!\\[x\\]" in text
 
 
+def test_an_id_made_to_collide_with_a_hashed_one_takes_nobodys_override(graded):
+    wangs = {k: e for k, e in graded["learners"].items() if k.startswith("Wang Wei #")}
+    assert len(wangs) == 3 and sorted(e.total for e in wangs.values()) == [0, 7, 7]  # nobody lost, nobody given 7
+    assert all(e.overridden == {} for e in wangs.values())
+    assert "no graded notebook matches learner 'Wang Wei \\#" in (graded["out"] / "report.md").read_text()
+    oks = [k for k, e in graded["learners"].items() if k.startswith("ok #")]
+    assert len(oks) == 2 and sorted(graded["learners"][k].total for k in oks) == [0, 7]
+
+
+def test_a_flood_of_problems_is_cut_short_and_an_answer_split_in_two_is_not_a_move(graded):
+    entry, nb = _notebook(graded, "many-hidden")
+    assert entry.total == 7 and len(entry.problems) <= 21 and "more problems like these" in entry.problems[-1]
+    entry, nb = _notebook(graded, "split-answer")
+    assert entry.total == 7 and nb.flags == [], nb.flags
+
+
 def test_the_csv_holds_every_learner_once(graded):
     rows = list(csv.reader(io.StringIO((graded["out"] / "gradebook.csv").read_text())))
     assert len(rows) == 1 + len(graded["learners"])
@@ -194,7 +230,8 @@ def test_names_are_matched_as_a_person_reads_them():
 
 
 def test_markdown_from_a_learner_shows_as_typed():
-    text = "![x](http://evil.invalid) <img src=x> **bold** | cell\n# heading\n- item\n1. first\n===\n`code` $x$ &amp;"
+    text = ("![x](http://evil.invalid) <img src=x> **bold** | cell\n# heading\n- item\n1. first\n===\n`code` $x$ &amp;"
+            "\nsee https://evil.invalid/login or www.evil.invalid or me@evil.invalid")
     inert = markdown_inert(text)
     assert inert.replace("\\", "") == text  # nothing lost: only backslashes added
     escaped, unescaped, after_escape = set(), [], False
@@ -204,7 +241,8 @@ def test_markdown_from_a_learner_shows_as_typed():
             after_escape = False
         elif ch == "\\":
             after_escape = True
-        elif ch in "![]<>*_`|#$&~" or (ch in "-=" and (i == 0 or inert[i - 1] == "\n")):
+        elif ch in "![]<>*_`|#$&~@" or (ch in "-=" and (i == 0 or inert[i - 1] == "\n")):
             unescaped.append((i, ch))
     assert unescaped == []  # every character Markdown would act on has its backslash
     assert "1\\. first" in inert  # a numbered list item, too
+    assert re.search(r"(?<!\\)://", inert) is None and "www." not in inert  # a bare address is no link either

@@ -257,6 +257,18 @@ def test_numeric_checks_refuse_numbers_of_another_kind():
                         (check_finite, ("f", np.complex128(complex(1, float("inf")))))]:
         with pytest.raises(AnswerError):
             check(*args)
+    from tutorlib.course.checks import check_equal
+
+    for got, expected in [([48], np.int64(48)), (((48,),), np.int64(48)), (np.float64(48), [48]),
+                          ({"a": [3]}, {"a": np.int64(3)}), (True, 1), ([True, False], np.array([1, 0]))]:
+        with pytest.raises(AnswerError):  # numpy's element-wise == is never taken for an answer
+            check_equal("x", got, expected)
+    for got, expected in [(0.25, np.full(4, 0.25)), (7.0, np.array([]))]:
+        with pytest.raises(AnswerError):  # a number is no vector, and nothing is equal to an empty array
+            check_close("x", got, expected)
+    check_equal("x", [np.int64(1), 2.0], [1, 2])  # numpy numbers and Python numbers alike
+    check_equal("x", {"a": (1, "b")}, {"a": (1, "b")})
+    check_close("x", np.array([0.5]), 0.5)  # one number, as a 0-d or 1-element array
     check_close("x", np.int64(3), 3.0)
     check_close("c", 1 + 2j, 1 + 2j)  # complex where complex is asked for
     check_tensor("t", np.ones(2, dtype=np.float32), (2,), np.ones(2))

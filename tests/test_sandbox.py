@@ -74,8 +74,10 @@ def test_a_root_graders_sandbox_runs_the_kernel_as_nobody_and_never_maps_a_uid_t
     monkeypatch.setattr(sandbox, "runs_as_root", lambda: True)
     args = sandbox.bwrap_args("bwrap", [], Limits(), "fast")
     assert "--unshare-user" not in args and "--uid" not in args  # a user namespace's uid 1000 would be root
-    command = sandbox.kernel_command("python", "-m", "tutorlib.course.kernel", "3")
-    assert command[:5] == ["python", "-I", "-S", "-c", sandbox.DROP_ROOT] and command[5] == str(sandbox.NOBODY)
+    command = sandbox.kernel_command("python", "-m", "tutorlib.course.kernel", "3", uid=sandbox.sandbox_uid(7))
+    assert command[:5] == ["python", "-I", "-S", "-c", sandbox.DROP_ROOT] and command[5] == str(sandbox.sandbox_uid(7))
+    uids = {sandbox.sandbox_uid(n) for n in range(50)}  # one per kernel, none an account's
+    assert len(uids) == 50 and all(sandbox.SANDBOX_UIDS[0] <= u < sandbox.SANDBOX_UIDS[1] for u in uids)
     monkeypatch.setattr(sandbox, "runs_as_root", lambda: False)
     args = sandbox.bwrap_args("bwrap", [], Limits(), "fast")
     assert {"--unshare-user", "--disable-userns"} <= set(args) and args[args.index("--uid") + 1] == "1000"
@@ -124,8 +126,19 @@ def test_the_kernel_sees_no_host_files_no_network_and_only_its_own_processes(ker
     assert learner.eval("can_write('/proc/sys/vm/swappiness')") is False
     assert learner.eval("can_write('/proc/sysrq-trigger')") is False
     assert learner.eval("os.statvfs('/dev/shm').f_blocks * os.statvfs('/dev/shm').f_frsize") <= Limits().tmp_bytes
-    with pytest.raises(LearnerError):  # no user namespace of its own (where the kernel would be root again)
-        learner.eval("__import__('subprocess').run(['unshare', '-Ur', 'true'], check=True)")
+    # The calls the seccomp filter refuses, made directly (a tool could fail for reasons of its own): a user
+    # namespace (all capabilities inside it), the key rings (shared by uid, kept after the notebook), a memfd.
+    learner.exec("import ctypes, errno\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                 "def refused(result):\n    return result == -1 and ctypes.get_errno() in (errno.EPERM, errno.ENOSYS)")
+    assert learner.eval("refused(libc.unshare(0x10000000))") is True  # CLONE_NEWUSER
+    assert learner.eval("refused(libc.syscall(248, b'user', b'k', b'v', 1, -4))") is True  # add_key to @u
+    with pytest.raises(LearnerError, match="Operation not permitted|PermissionError"):
+        learner.eval("os.memfd_create('m')")
+    assert learner.eval("__import__('subprocess').run(['true']).returncode") == 0  # processes still start
+    assert learner.eval("__import__('torch').ones(64, 64).sum().item()") == 4096.0  # and torch's threads
+    cache = sandbox._asset_cache()
+    if cache is not None and (cache / "locks").is_dir():  # the machine's cache locks are not the learner's to hold
+        assert learner.eval(f"os.listdir({str(cache / 'locks')!r})") == []
     assert set(learner.eval("sorted(os.environ)")) <= set(sandbox.SANDBOX_ENV) | {"TUTORLIB_CACHE", "PWD", "LC_CTYPE"}
     with pytest.raises(LearnerError, match="OSError|unreachable|Network|refused"):
         learner.eval("socket.create_connection(('127.0.0.1', 22), timeout=1)")
@@ -223,3 +236,18 @@ def test_a_kernels_cgroup_is_gone_when_it_is_closed():
     made = [d for d in Path("/sys/fs/cgroup").rglob(mine + "*")]
     connection.close()
     assert [d for d in made if d.exists()] == []
+
+
+def test_the_seccomp_filter_is_well_formed_for_each_known_architecture():
+    import struct
+
+    from tutorlib.course import seccomp
+
+    for machine in seccomp._CALLS:
+        program = seccomp.filter_program(machine)
+        instructions = [struct.unpack("=HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
+        assert instructions[-1] == (0x06, 0, 0, 0x7FFF0000)  # the last one allows
+        for i, (code, jt, jf, _) in enumerate(instructions):  # every jump lands inside the program
+            if code & 0x07 == 0x05:
+                assert i + 1 + max(jt, jf) < len(instructions)
+    assert seccomp.filter_program("mips") is None

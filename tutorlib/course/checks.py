@@ -119,6 +119,39 @@ def _none_note(got: Any) -> list[tuple[str, str]]:
     return []
 
 
+def _is_numpy(value: Any) -> bool:
+    return _is_array(value) or isinstance(value, np.generic)
+
+
+def _same(got: Any, expected: Any, depth: int = 0) -> bool:
+    """Whether ``got`` equals ``expected`` as :func:`check_equal` means it: arrays (and numpy numbers) of the same
+    shape and values; True/False only for True/False (Python says ``True == 1``); containers of the same kind,
+    item by item. Never the truth value of numpy's element-wise ``==`` (``[48] == np.int64(48)`` is
+    ``array([True])``, and a one-element array is "true")."""
+    if depth > 40:
+        return False
+    if _is_numpy(got) or _is_numpy(expected):
+        a, b = _as_numpy(got), _as_numpy(expected)
+        if a.shape != b.shape or (a.dtype.kind == "b") != (b.dtype.kind == "b"):
+            return False
+        try:
+            return bool(np.array_equal(a, b))
+        except (TypeError, ValueError):
+            return False
+    if (type(got) is bool) != (type(expected) is bool):
+        return False
+    if type(got) in (list, tuple) or type(expected) in (list, tuple):
+        return type(got) is type(expected) and len(got) == len(expected) and \
+            all(_same(g, e, depth + 1) for g, e in zip(got, expected))
+    if type(got) is dict and type(expected) is dict:
+        return got.keys() == expected.keys() and all(_same(got[k], expected[k], depth + 1) for k in expected)
+    try:
+        result = got == expected
+    except Exception:  # noqa: BLE001 - things that refuse ==: they are not equal
+        return False
+    return result if type(result) is bool else False
+
+
 def check_equal(name: str, got: Any, expected: Any, hint: str | None = None) -> None:
     """Check that ``got == expected`` exactly (numbers, strings, lists, dicts, arrays, tensors).
 
@@ -127,14 +160,7 @@ def check_equal(name: str, got: Any, expected: Any, hint: str | None = None) -> 
     """
     __tracebackhide__ = True
     _require_plain(name, got, hint)
-    if _is_array(got) or _is_array(expected):
-        a, b = _as_numpy(got), _as_numpy(expected)
-        same = a.shape == b.shape and bool(np.array_equal(a, b))
-    else:
-        try:
-            same = bool(got == expected)
-        except Exception:  # e.g. comparing things that refuse ==: they are not equal
-            same = False
+    same = _same(got, expected)
     if not same:
         lines = [("expected", _show(expected)), ("got", _show(got))] + _none_note(got)
         if got is not None and type(got) is not type(expected) and not _is_array(expected):
@@ -163,7 +189,7 @@ def check_close(
         a, b = _numbers(got, like=expected), _numbers(expected, like=expected)
     except (TypeError, ValueError):
         _fail(name, [("expected", f"a number close to {_show(expected)}"), ("got", _show(got))], hint)
-    if a.shape != b.shape and a.size != 1:
+    if a.shape != b.shape and not (a.size == 1 and b.size == 1):  # 0-d and (1,) alike, never broadcast
         _fail(name, [("expected shape", str(tuple(b.shape))), ("got shape", str(tuple(a.shape)))], hint)
     if not np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=False):
         diff = float(np.max(np.abs(a - b))) if a.size else float("nan")

@@ -52,6 +52,7 @@ stem (``01_parameters``). A row that matches no graded notebook changes nothing 
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -73,7 +74,8 @@ from tutorlib.course.builder import graded_tests, is_answer_cell, nbgrader_meta,
 from tutorlib.course.report import GradeReport, NotebookResult, QuestionResult, markdown_inert, printable
 from tutorlib.files import write_atomic
 
-MAX_FILES_PER_LEARNER = 2000  # a folder with more is not searched further (a learner's runaway loop?)
+MAX_FILES_PER_LEARNER = 2000  # files and folders; past them, not searched further (a runaway loop?)
+MAX_PROBLEMS_SHOWN = 20  # problem lines kept per learner (then one saying how many more)
 MAX_FOLDER_DEPTH = 20  # folders nested deeper inside a learner's folder are not searched
 # A folder opened only if it is one: never through a symbolic link (O_NOFOLLOW), never blocking (a FIFO).
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
@@ -155,67 +157,101 @@ def _find_notebooks(parent_fd: int, folder_name: str, wanted: set[str], problems
     """Search the learner's folder ``folder_name`` (inside the folder open as ``parent_fd``) for the assignments
     ``wanted``, reading each first copy at once. Every folder is opened by a handle relative to its parent's,
     without following a link, so what is read is what was found (``O_NOFOLLOW`` on a path protects only its
-    last part). Links, special files, hidden folders and anything past the limits are named in ``problems``."""
-    found = FoundNotebooks()
+    last part); depth first, so that only the folders on the way down are open at a time. Links, special files,
+    hidden folders and anything past the limits are named in ``problems``."""
+    search = _Search(wanted, problems)
     try:
         top = os.open(folder_name, _FOLDER_FLAGS, dir_fd=parent_fd)
     except OSError as e:
         problems.append(f"the folder could not be opened ({e.strerror}): was it replaced by a link while the class "
                         "was being graded?")
-        return found
-    stack, count = [(top, "", 0)], 0  # (open folder, its path inside the learner's folder, depth)
+        return search.found
+    # Each level: (its open folder, its path inside the learner's folder, its depth, its subfolders still to visit).
+    stack: list[tuple[int, str, int, list[str]]] = []
     try:
+        stack.append((top, "", 0, search.look_into(top, "", 0)))
         while stack:
-            fd, inside, depth = stack.pop()
+            fd, inside, depth, subfolders = stack[-1]
+            if not subfolders:
+                os.close(stack.pop()[0])
+                continue
+            name = subfolders.pop()
             try:
-                with os.scandir(fd) as entries:
-                    names = sorted(entry.name for entry in entries)
-                subfolders = []
-                for name in names:
-                    shown, place = _shown(inside + name), inside + name
-                    try:
-                        mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
-                    except OSError:
-                        continue  # gone since the folder was listed
-                    if stat.S_ISDIR(mode):
-                        if name == ".ipynb_checkpoints":  # Jupyter's autosaved copies: never the submission
-                            continue
-                        if name.startswith("."):
-                            problems.append(f"{shown} is a hidden folder: not searched.")
-                        elif depth + 1 > MAX_FOLDER_DEPTH:
-                            problems.append(f"{shown} lies more than {MAX_FOLDER_DEPTH} folders deep: not searched.")
-                        else:
-                            subfolders.append(name)
-                        continue
-                    if name.startswith("."):  # .DS_Store and the like
-                        continue
-                    count += 1
-                    if count > MAX_FILES_PER_LEARNER:
-                        problems.append(f"more than {MAX_FILES_PER_LEARNER} files: the rest were not looked at.")
-                        return found
-                    if stat.S_ISLNK(mode):
-                        problems.append(f"{shown} is a symbolic link: not graded.")
-                    elif not stat.S_ISREG(mode):
-                        problems.append(f"{shown} is not a regular file: ignored.")
-                    else:
-                        found.places.setdefault(name, []).append(place)
-                        if name in wanted and name not in found.contents:
-                            try:
-                                found.contents[name] = read_learner_file(name, dir_fd=fd, refuse_hard_links=True)
-                            except ValueError as e:
-                                found.contents[name] = str(e)
-                for name in reversed(subfolders):  # popped in name order: the same order as os.walk
-                    try:
-                        stack.append((os.open(name, _FOLDER_FLAGS, dir_fd=fd), f"{inside}{name}/", depth + 1))
-                    except OSError:
-                        problems.append(f"{_shown(inside + name)} could not be opened as a folder (a link?): "
-                                        "not searched.")
-            finally:
-                os.close(fd)
+                child = os.open(name, _FOLDER_FLAGS, dir_fd=fd)
+            except OSError as e:
+                why = "it is a link now, or no folder" if e.errno in (errno.ELOOP, errno.ENOTDIR) else e.strerror
+                problems.append(f"{_shown(inside + name)} could not be opened as a folder ({why}): not searched.")
+                continue
+            stack.append((child, f"{inside}{name}/", depth + 1, []))  # on the stack first: closed whatever happens
+            stack[-1][3].extend(search.look_into(child, f"{inside}{name}/", depth + 1))
+    except _TooMany:
+        problems.append(f"more than {MAX_FILES_PER_LEARNER} files and folders: the rest were not looked at.")
     finally:
-        for fd, _, _ in stack:
+        for fd, *_ in stack:
             os.close(fd)
-    return found
+    return search.found
+
+
+class _TooMany(Exception):
+    """A learner's folder holds more entries than the grader looks at."""
+
+
+class _Search:
+    """One learner's folder being searched: what was found, the problems, the entries counted so far."""
+
+    def __init__(self, wanted: set[str], problems: list[str]):
+        self.wanted, self.problems, self.found, self.entries = wanted, problems, FoundNotebooks(), 0
+
+    def look_into(self, fd: int, inside: str, depth: int) -> list[str]:
+        """Note the files of the folder open as ``fd``, read the assignments among them; its subfolders to visit,
+        last first (they are popped from the end: visited in name order, as os.walk would)."""
+        try:
+            with os.scandir(fd) as listing:
+                names = sorted(entry.name for entry in listing)
+        except OSError as e:
+            self.problems.append(f"{_shown(inside or '.')} could not be listed ({e.strerror}).")
+            return []
+        subfolders = []
+        for name in names:
+            self.entries += 1
+            if self.entries > MAX_FILES_PER_LEARNER:
+                raise _TooMany
+            try:
+                mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+            except OSError:
+                continue  # gone since the folder was listed
+            if stat.S_ISDIR(mode):
+                if self._worth_visiting(name, inside, depth):
+                    subfolders.append(name)
+            else:
+                self._file(fd, name, inside, mode)
+        return subfolders[::-1]
+
+    def _worth_visiting(self, name: str, inside: str, depth: int) -> bool:
+        if name == ".ipynb_checkpoints":  # Jupyter's autosaved copies: never the submission
+            return False
+        if name.startswith("."):
+            self.problems.append(f"{_shown(inside + name)} is a hidden folder: not searched.")
+        elif depth + 1 > MAX_FOLDER_DEPTH:
+            self.problems.append(f"{_shown(inside + name)} lies over {MAX_FOLDER_DEPTH} folders deep: not searched.")
+        else:
+            return True
+        return False
+
+    def _file(self, fd: int, name: str, inside: str, mode: int) -> None:
+        if name.startswith("."):  # .DS_Store and the like
+            return
+        if stat.S_ISLNK(mode):
+            self.problems.append(f"{_shown(inside + name)} is a symbolic link: not graded.")
+        elif not stat.S_ISREG(mode):
+            self.problems.append(f"{_shown(inside + name)} is not a regular file: ignored.")
+        else:
+            self.found.places.setdefault(name, []).append(inside + name)
+            if name in self.wanted and name not in self.found.contents:
+                try:
+                    self.found.contents[name] = read_learner_file(name, dir_fd=fd, refuse_hard_links=True)
+                except ValueError as e:
+                    self.found.contents[name] = str(e)
 
 
 def _shown(path) -> str:
@@ -266,7 +302,7 @@ def _grade_learner(parent_fd: int, submissions: Path, found: LearnerFolder, solu
         if decision:
             nb.review = "accept" if decision[0].lower() == "accept" else decision[1] or decision[0]
         report.notebooks.append(nb)
-    entry = LearnerGrades(learner, found.name, report, missing, problems)
+    entry = LearnerGrades(learner, found.name, report, missing, bounded_problems(problems))
     graded = {nb.path for nb in report.notebooks}
     for (who, notebook), (decision, _) in decisions.items():
         if who == learner and notebook in graded and decision.lower() != "accept":
@@ -278,18 +314,27 @@ def _grade_learner(parent_fd: int, submissions: Path, found: LearnerFolder, solu
     return entry
 
 
+def bounded_problems(problems: list[str]) -> list[str]:
+    """Each problem once, at most :data:`MAX_PROBLEMS_SHOWN` (then one line saying how many more): 30,000 hidden
+    folders must not make a 24 MB gradebook."""
+    unique = list(dict.fromkeys(problems))
+    if len(unique) <= MAX_PROBLEMS_SHOWN:
+        return unique
+    return unique[:MAX_PROBLEMS_SHOWN] + [f"... and {len(unique) - MAX_PROBLEMS_SHOWN} more problems like these."]
+
+
 def _failed_learner(found: LearnerFolder, solutions: list[Path], why: str) -> LearnerGrades:
     notebooks = [NotebookResult(path=s.name, questions=_zero_questions(s), notes=[why]) for s in solutions]
     return LearnerGrades(found.learner, found.name, GradeReport(notebooks=notebooks), [], [*found.problems, why])
 
 
-def _learner_folders(parent_fd: int, names: dict[str, str], skipped: list[str]) -> tuple[list[LearnerFolder],
-                                                                                          list[LearnerGrades]]:
-    """(the learners' folders, entries for what is not a folder) in the submissions folder open as ``parent_fd``.
-    A learner's id is their roster id, else their folder's name as a person reads it; ids that several folders
-    would share are made unique with a hash of each folder's exact name. Hidden entries (``.git``) not on the
-    roster are skipped and named in ``skipped``."""
-    folders, others = [], []
+def _learner_folders(parent_fd: int, names: dict[str, str], skipped: list[str], solutions: list[Path]) \
+        -> tuple[list[LearnerFolder], list[LearnerGrades]]:
+    """(the learners' folders, entries without a folder: what is not one, and roster learners who handed in
+    nothing) in the submissions folder open as ``parent_fd``. A learner's id is their roster id, else their
+    folder's name as a person reads it; every id is then made unique (:func:`_unique_ids`). Hidden entries
+    (``.git``) not on the roster are skipped and named in ``skipped``."""
+    folders, others, keys = [], [], []  # keys: bytes that tell each entry without a folder from the others
     with os.scandir(parent_fd) as entries:
         listed = sorted(entries, key=lambda e: e.name)
     for entry in listed:
@@ -300,25 +345,37 @@ def _learner_folders(parent_fd: int, names: dict[str, str], skipped: list[str]) 
         if not entry.is_dir(follow_symlinks=False):
             others.append(LearnerGrades(_shown(entry.name), None, GradeReport(), [],
                                         [f"{_shown(entry.name)} is not a folder (or is a symbolic link): not graded."]))
+            keys.append(b"entry\0" + os.fsencode(entry.name))
             continue
         problems = [] if key in names or not names else [
             f"the folder {_shown(entry.name)} is not on the roster: graded under its own name."]
         folders.append(LearnerFolder(entry.name, names.get(key, key) or "?", problems))
-    holders: dict[str, list[LearnerFolder]] = {}
-    for found in folders:
-        holders.setdefault(found.learner, []).append(found)
-    on_roster_only = {learner for folder, learner in names.items() if folder not in {person_name(f.name)
-                                                                                      for f in folders}}
-    for learner, shared in holders.items():
-        if len(shared) == 1 and learner not in on_roster_only:
-            continue
-        for found in shared:
-            digest = hashlib.sha256(os.fsencode(found.name)).hexdigest()[:6]
-            found.learner = f"{learner} #{digest}"
-            found.problems.append(f"{len(shared) + (learner in on_roster_only)} learners would show as "
-                                  f"'{_shown(learner)}'; this folder ({_shown(found.name)}) shows as "
-                                  f"'{_shown(found.learner)}': use that id in the overrides.")
+    handed_in = {person_name(found.name) for found in folders}
+    for folder_name, learner in names.items():  # on the roster, no folder handed in
+        if folder_name not in handed_in:
+            others.append(LearnerGrades(learner, None, GradeReport(), [s.name for s in solutions],
+                                        ["no folder handed in"]))
+            keys.append(b"roster\0" + folder_name.encode())
+    _unique_ids([(found, b"folder\0" + os.fsencode(found.name)) for found in folders] + list(zip(others, keys)))
     return folders, others
+
+
+def _unique_ids(rows: list[tuple[LearnerFolder | LearnerGrades, bytes]]) -> None:
+    """Give every row an id no other row has: rows that share one each get a hash of their own ``key`` (bytes
+    that differ from row to row: a folder's exact name) after it, with a problem line saying so, until no id is
+    shared (a folder named like another's hashed id just takes one more round)."""
+    for attempt in range(len(rows) + 1):
+        counts: dict[str, int] = {}
+        for row, _ in rows:
+            counts[row.learner] = counts.get(row.learner, 0) + 1
+        if all(n == 1 for n in counts.values()):
+            return
+        for row, key in rows:
+            shared = row.learner
+            if counts[shared] > 1:
+                row.learner = f"{shared} #{hashlib.sha256(key + bytes([attempt % 256])).hexdigest()[:6 + attempt]}"
+                row.problems.append(f"{counts[shared]} learners would show as '{_shown(shared)}'; this one shows as "
+                                    f"'{_shown(row.learner)}': use that id in the overrides.")
 
 
 def grade_class(submissions: str | Path, solutions_dir: str | Path, out_dir: str | Path, *,
@@ -363,7 +420,7 @@ def _grade_locked(submissions: Path, out: Path, solutions: list[Path], names: di
     parent_fd = os.open(submissions, os.O_RDONLY | os.O_DIRECTORY)  # the teacher's folder: every learner's inside it
     try:
         skipped: list[str] = []
-        folders, others = _learner_folders(parent_fd, names, skipped)
+        folders, others = _learner_folders(parent_fd, names, skipped, solutions)
         book = _Book(out, solutions)
         if skipped:
             book.notes.append(f"Hidden entries in the submissions folder, not graded: {', '.join(skipped[:10])}"
@@ -374,12 +431,6 @@ def _grade_locked(submissions: Path, out: Path, solutions: list[Path], names: di
                        time.monotonic() + class_budget if class_budget else None, book)
     finally:
         os.close(parent_fd)
-    handed_in = {person_name(found.name) for found in folders}
-    shown = {found.learner for found in folders}
-    for folder_name, learner in names.items():  # on the roster, no folder handed in
-        if folder_name not in handed_in:
-            unique = learner if learner not in shown else f"{learner} (no folder)"
-            book.add(LearnerGrades(unique, None, GradeReport(), [s.name for s in solutions], ["no folder handed in"]))
     graded = {(e.learner, nb.path) for e in book.learners for nb in e.report.notebooks}
     unmatched = [key for key in decisions if key not in graded]
     if unmatched:

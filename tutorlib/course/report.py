@@ -34,7 +34,9 @@ def printable(text: str, *, one_line: bool = False) -> str:
 
 # Characters Markdown (GitHub's included) or the HTML it allows acts on anywhere in a line: links and images
 # ([ ] !), emphasis (* _ ~), code (`), headings (#), table cells (|), tags and entities (< > &), math ($), escapes.
-_MARKDOWN_ACTIVE = frozenset("\\`*_[]#|<>!~&$")
+_MARKDOWN_ACTIVE = frozenset("\\`*_[]#|<>!~&$@")  # @: an e-mail address becomes a link
+# A bare address is a link too (GitHub's "autolinks"): a backslash before its "://" or after "www" breaks it.
+_BARE_LINK = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*)(://)|(\bwww)(\.)")
 # ... and at the start of a line: a list item (- + 1. 1)) or a heading's underline (= -); ">" is escaped above.
 _LINE_MARKER = re.compile(r"^(\s*)([-+=])")
 _LIST_NUMBER = re.compile(r"^(\s*\d+)([.)])")
@@ -42,15 +44,17 @@ _LIST_NUMBER = re.compile(r"^(\s*\d+)([.)])")
 
 def markdown_inert(text: str, *, one_line: bool = False) -> str:
     r"""Learner-chosen ``text`` for a Markdown file, shown exactly as typed: :func:`printable`, then a backslash
-    before every character Markdown would act on, so that it makes no link, image, heading, list, table cell,
-    tag or emphasis of its own (CommonMark shows a backslash-escaped punctuation character as itself).
+    before every character Markdown would act on, so that it makes no link (a bare address included), image,
+    heading, list, table cell, tag or emphasis of its own (CommonMark shows a backslash-escaped punctuation
+    character as itself).
 
         >>> markdown_inert("![x](http://evil.invalid/p.png) | **7/7**")
-        '\\!\\[x\\](http://evil.invalid/p.png) \\| \\*\\*7/7\\*\\*'
+        '\\!\\[x\\](http\\://evil.invalid/p.png) \\| \\*\\*7/7\\*\\*'
     """
     lines = []
     for line in printable(text, one_line=one_line).split("\n"):
         line = "".join("\\" + ch if ch in _MARKDOWN_ACTIVE else ch for ch in line)
+        line = _BARE_LINK.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"{m[3]}\\{m[4]}", line)
         lines.append(_LIST_NUMBER.sub(r"\1\\\2", _LINE_MARKER.sub(r"\1\\\2", line)))
     return "\n".join(lines)
 

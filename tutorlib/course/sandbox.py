@@ -14,8 +14,10 @@ What the learner's kernel (:mod:`tutorlib.course.kernel`) sees and may do inside
   namespace in which the kernel is uid 1000, which is the teacher's own uid outside, with every capability
   dropped and no further user namespace. A grader running as root: a uid 1000 inside a user namespace
   would *be* root outside (it could write the machine's ``/proc/sys``, which a crash handler then runs as
-  root), so bubblewrap sets up the mounts as root and the kernel's first line of Python drops to the
-  unprivileged ``nobody`` (uid 65534) before anything of the learner's runs. ``/proc`` is read-only either way.
+  root), so bubblewrap sets up the mounts as root and the kernel's first line of Python drops to a uid of its
+  own (:data:`SANDBOX_UIDS`: no account's, no other kernel's) before anything of the learner's runs. ``/proc``
+  is read-only either way, and a seccomp filter (:mod:`tutorlib.course.seccomp`) refuses new user namespaces,
+  the key rings and memfds.
 * **Limits.** Memory and process count through a cgroup where the grader may create one (it is
   emptied and removed with the sandbox), else resource limits (rlimits) on the process: data and
   address space, processes; file size always; ``/dev/shm`` is a small private tmpfs; wall time per
@@ -39,6 +41,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tutorlib.course.seccomp import filter_fd, filter_program
+
 SANDBOX_ROOT = "/sandbox"  # where the kit's package is mounted inside
 SANDBOX_HOME = "/home/learner"
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -47,16 +51,20 @@ _ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "pas
 
 
 # The kernel's whole environment (--clearenv): nothing of the grader's (tokens, paths) reaches it.
-SANDBOX_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": SANDBOX_HOME, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+SANDBOX_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": SANDBOX_HOME, "USER": "learner", "LOGNAME": "learner",
+               "TMPDIR": "/tmp", "LANG": "C.UTF-8",
                "PYTHONPATH": SANDBOX_ROOT, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg", "TUTORLIB_MODE": "fast",
                "TUTORLIB_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
                "TUTORLIB_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-NOBODY = 65534  # the unprivileged uid and gid a kernel runs as when the grader is root
+# A root grader's kernels each run as a uid of their own from this range (no account uses it): nothing a kernel
+# owns by uid (processes, quotas such as RLIMIT_NPROC and inotify instances) is shared with another learner's.
+SANDBOX_UIDS = (1_000_000_000, 1_100_000_000)
+NOBODY = SANDBOX_UIDS[0]  # the first of them (kept for the tests' and readers' reference)
 
-# The first Python a root grader's sandbox runs: drop to nobody, check, then become the kernel. Inside the
-# sandbox it is root with its capabilities (bubblewrap gives a privileged caller's command them) for these
+# The first Python a root grader's sandbox runs: drop to the sandbox's own uid, check, then become the kernel.
+# Inside the sandbox it is root with its capabilities (bubblewrap gives a privileged caller's command them) for these
 # few lines only; setuid to a non-zero uid clears every capability, and no_new_privs keeps them cleared.
 DROP_ROOT = (
     "import os, sys\n"
@@ -65,6 +73,13 @@ DROP_ROOT = (
     "if 0 in os.getresuid() + os.getresgid(): raise SystemExit('the sandbox could not leave root')\n"
     "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])\n"
 )
+
+
+def sandbox_uid(count: int) -> int:
+    """The uid of a root grader's ``count``-th kernel: unique among this grader's and, by its process id, among
+    other graders' running at the same time."""
+    low, high = SANDBOX_UIDS
+    return low + (os.getpid() % 100_000) * 1000 + count % 1000 if high - low >= 100_000_000 else low
 
 
 def runs_as_root() -> bool:
@@ -118,9 +133,20 @@ def check_sandbox() -> str:
     else:
         namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net"] if runs_as_root() else \
             ["--unshare-all", "--unshare-user", "--disable-userns"]
-        probe = subprocess.run([bwrap, *namespaces, "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc",
-                                "--", "/bin/true"], capture_output=True, text=True, timeout=30)
-        if probe.returncode != 0 and runs_as_root():
+        seccomp_fd = filter_fd()  # the filter every kernel gets: bubblewrap must take it too
+        try:
+            probe = subprocess.run([bwrap, *namespaces, "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc",
+                                    *(["--add-seccomp-fd", str(seccomp_fd)] if seccomp_fd is not None else []),
+                                    "--", "/bin/true"], capture_output=True, text=True, timeout=30,
+                                   pass_fds=() if seccomp_fd is None else (seccomp_fd,))
+        finally:
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
+        if runs_as_root() and filter_program() is None:
+            why = ("A grader running as root sandboxes without a user namespace, and then needs a seccomp filter "
+                   f"that keeps learner code from making one; the kit has none for this machine "
+                   f"({os.uname().machine}). Run `tutorlib grade` as an ordinary user, or pass --unsafe-no-sandbox.")
+        elif probe.returncode != 0 and runs_as_root():
             why = (f"bubblewrap could not make a sandbox here as root ({probe.stderr.strip()[:200]}): a grader running "
                    "as root sandboxes without a user namespace (one would make the learner's code root outside), "
                    "which needs the right to create namespaces (CAP_SYS_ADMIN; a container may withhold it). Run "
@@ -161,7 +187,12 @@ def _asset_cache() -> Path | None:
     return path if path.is_dir() else None
 
 
-def bwrap_args(bwrap: str, hidden: list[Path], limits: Limits, mode: str) -> list[str]:
+# Parts of the asset cache that other processes lock or write while a class is graded: an empty private folder
+# inside, so that a learner cannot hold the machine's cache locks (the mount is read-only, flock works anyway).
+_CACHE_SHARED_STATE = ("locks", "zero-shot-rows")
+
+
+def bwrap_args(bwrap: str, hidden: list[Path], limits: Limits, mode: str, seccomp_fd: int | None = None) -> list[str]:
     """The bubblewrap command line for one kernel (see the module docstring); ``hidden``: folders
     that must not be visible inside even where they lie below a mounted folder. The command to run
     follows ``--``: for a root grader, :data:`DROP_ROOT` first (:func:`kernel_command`)."""
@@ -203,6 +234,11 @@ def bwrap_args(bwrap: str, hidden: list[Path], limits: Limits, mode: str) -> lis
             args += ["--perms", "0755", "--dir", folder]
     for source, dest in binds:
         args += ["--ro-bind", source, dest]
+    if cache is not None:
+        args += [arg for part in _CACHE_SHARED_STATE if (cache / part).is_dir()
+                 for arg in ("--tmpfs", str(cache / part))]
+    if seccomp_fd is not None:
+        args += ["--add-seccomp-fd", str(seccomp_fd)]
     for folder in hidden:  # an empty folder over anything private below a mounted folder
         folder = folder.resolve()
         if any(folder == m or folder.is_relative_to(m) for m in mounted):
@@ -218,10 +254,10 @@ def bwrap_args(bwrap: str, hidden: list[Path], limits: Limits, mode: str) -> lis
     return args
 
 
-def kernel_command(python: str, *args: str) -> list[str]:
-    """What the sandbox runs: ``python *args``, by way of :data:`DROP_ROOT` when the grader is root."""
+def kernel_command(python: str, *args: str, uid: int = NOBODY) -> list[str]:
+    """What the sandbox runs: ``python *args``, by way of :data:`DROP_ROOT` (to ``uid``) when the grader is root."""
     if runs_as_root():
-        return [python, "-I", "-S", "-c", DROP_ROOT, str(NOBODY), *args]
+        return [python, "-I", "-S", "-c", DROP_ROOT, str(uid), *args]
     return [python, *args]
 
 
@@ -324,7 +360,7 @@ def _empty_and_remove(d: Path, wait_s: float) -> bool:
             time.sleep(0.02)
 
 
-def _set_rlimits(limits: Limits, with_cgroup: bool) -> None:
+def _set_rlimits(limits: Limits, with_cgroup: bool, uid: int | None = None) -> None:
     """Limits on the sandbox's first process, inherited by everything it starts."""
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -334,12 +370,14 @@ def _set_rlimits(limits: Limits, with_cgroup: bool) -> None:
         # with room for what torch and the libraries only reserve.
         space = 2 * limits.memory_bytes
         resource.setrlimit(resource.RLIMIT_AS, (space, space))
-        # Counted per user: leave room for the user's other processes (for a root grader: nobody's, the uid
-        # its sandboxes drop to; root itself would not be counted at all).
-        uid = NOBODY if runs_as_root() else os.getuid()
-        import psutil
+        # Counted per user. A root grader's kernel has a uid of its own (``uid``): exactly the limit. A teacher's
+        # kernels share the teacher's uid: leave room for the processes the teacher already runs.
+        mine = 0
+        if uid is None:
+            import psutil
 
-        mine = sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid)
+            mine = sum(1 for p in psutil.process_iter(["uids"])
+                       if p.info["uids"] and p.info["uids"].real == os.getuid())
         resource.setrlimit(resource.RLIMIT_NPROC, (mine + limits.processes, mine + limits.processes))
 
 
@@ -353,6 +391,7 @@ def start_kernel(hidden: list[Path], limits: Limits, mode: str, *, unsafe: bool 
     Returns the process (stdin: requests), the read end of its reply pipe, and a cleanup callable."""
     read_fd, write_fd = os.pipe()
     python = sys.executable
+    seccomp_fd = None
     if unsafe:
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg", TUTORLIB_MODE=mode,
                    OMP_NUM_THREADS=str(limits.threads), TUTORLIB_THREADS=str(limits.threads))
@@ -368,21 +407,25 @@ def start_kernel(hidden: list[Path], limits: Limits, mode: str, *, unsafe: bool 
                 _CGroup.sweep()
             name = f"{_CGroup.PREFIX}{os.getpid()}-{count}"
         cgroup = _CGroup(name, limits)
-        command = bwrap_args(bwrap, hidden, limits, mode) + ["--", *kernel_command(
-            python, "-m", "tutorlib.course.kernel", str(write_fd))]
+        uid = sandbox_uid(count) if runs_as_root() else None
+        seccomp_fd = filter_fd()
+        command = bwrap_args(bwrap, hidden, limits, mode, seccomp_fd) + ["--", *kernel_command(
+            python, "-m", "tutorlib.course.kernel", str(write_fd), uid=uid or NOBODY)]
 
         def preexec():
             if cgroup.ok:
                 cgroup.enter()
-            _set_rlimits(limits, cgroup.ok)
+            _set_rlimits(limits, cgroup.ok, uid)
             _die_with_parent()
         env = None
+    passed = (write_fd,) if unsafe or seccomp_fd is None else (write_fd, seccomp_fd)
     try:
         proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                pass_fds=(write_fd,), env=env, preexec_fn=preexec,
+                                pass_fds=passed, env=env, preexec_fn=preexec,
                                 start_new_session=True, cwd=cwd if unsafe else None)
     finally:
-        os.close(write_fd)
+        for fd in passed:
+            os.close(fd)
 
     def cleanup():
         kill_session(proc)
