@@ -107,7 +107,8 @@ def graded(tmp_path_factory):
     overrides = tmp / "overrides.csv"
     overrides.write_text("learner,notebook,decision,note\nada,toy_prefix.ipynb,accept,reviewed\n"
                          "jose.garcia,toy_prefix,5,regraded by hand\n"
-                         f"{impostor},toy_prefix,7,meant for the student in folder s123\n")
+                         f"{impostor},toy_prefix,7,meant for the student in folder s123\n"
+                         "bom,toy_prefix,acept,a typo\n")
     real_grade_file, swapped, lock = gradebook.grade_file, [], threading.Lock()
 
     def swap_then_grade(*args, **kwargs):
@@ -161,6 +162,11 @@ def test_a_folder_swapped_for_a_link_during_grading_or_a_hard_link_never_gets_th
     assert any("symbolic link" in p or "could not be opened as a folder" in p for p in zed.problems), zed.problems
     linked, _ = _notebook(graded, "hard-link")
     assert linked.total == 0 and any("hard link" in p for p in linked.problems)
+
+
+def test_a_mistyped_override_is_said_not_dropped(graded):
+    entry, _ = _notebook(graded, "bom")
+    assert any("'acept'" in p and "neither 'accept' nor a number" in p for p in entry.problems), entry.problems
 
 
 def test_an_older_format_and_a_byte_order_mark_grade_like_any_notebook(graded):

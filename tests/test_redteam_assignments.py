@@ -48,6 +48,8 @@ REAL_EXPLOITS = {  # name -> (notebook, cells to replace, questions that must sc
      ["q2_rougeL", "q3_recommend", "q4_break_even"]),
     "Ex06 Q3: any twenty characters as the reason": ("06_rouge_and_recommendation.ipynb", {
         "q3_answer": None}, []),
+    "Ex06 Q3: one sentence naming every method and limit": ("06_rouge_and_recommendation.ipynb", {
+        "q3_answer": None}, []),
 }
 
 
@@ -73,6 +75,10 @@ def _fill_in():
         "06_rouge_and_recommendation.ipynb", "q3_answer") + (
         "\n_right_method = recommend_method\n\ndef recommend_method(rows, budget):\n"
         "    return _right_method(rows, budget)[0], 'twenty characters, any'")
+    REAL_EXPLOITS["Ex06 Q3: one sentence naming every method and limit"][1]["q3_answer"] = _solution_source(
+        "06_rouge_and_recommendation.ipynb", "q3_answer") + (
+        "\n_right_method = recommend_method\n\ndef recommend_method(rows, budget):\n"
+        "    return _right_method(rows, budget)[0], 'full and prefix compared on rouge quality, step time and memory'")
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +130,9 @@ def test_invented_timings_and_an_empty_reason_lose_their_points(real):
     timing = {q.grade_id: q for q in exploits["Ex03 Q3: invented timings"].questions}["q3_tests"]
     assert timing.points == 1 and [p["points"] for p in timing.parts] == [1, 0]
     assert "fit a fresh run of your step_seconds" in timing.message
-    reason = {q.grade_id: q for q in exploits["Ex06 Q3: any twenty characters as the reason"].questions}["q3_recommend"]
-    assert reason.points == 1 and [p["label"] for p in reason.parts if p["points"] == 0] == ["the reason"]
+    for name in ("Ex06 Q3: any twenty characters as the reason", "Ex06 Q3: one sentence naming every method and limit"):
+        reason = {q.grade_id: q for q in exploits[name].questions}["q3_recommend"]
+        assert reason.points == 1 and [p["label"] for p in reason.parts if p["points"] == 0] == ["the reason"], name
 
 
 @pytest.mark.real

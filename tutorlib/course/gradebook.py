@@ -302,16 +302,15 @@ def _grade_learner(parent_fd: int, submissions: Path, found: LearnerFolder, solu
         if decision:
             nb.review = "accept" if decision[0].lower() == "accept" else decision[1] or decision[0]
         report.notebooks.append(nb)
-    entry = LearnerGrades(learner, found.name, report, missing, bounded_problems(problems))
-    graded = {nb.path for nb in report.notebooks}
+    overridden, graded = {}, {nb.path for nb in report.notebooks}
     for (who, notebook), (decision, _) in decisions.items():
         if who == learner and notebook in graded and decision.lower() != "accept":
             try:
-                entry.overridden[notebook] = float(decision)
+                overridden[notebook] = float(decision)
             except ValueError:
                 problems.append(f"overrides: '{_shown(decision)}' for {_shown(notebook)} is neither 'accept' nor a "
                                 "number.")
-    return entry
+    return LearnerGrades(learner, found.name, report, missing, bounded_problems(problems), overridden)
 
 
 def bounded_problems(problems: list[str]) -> list[str]:
