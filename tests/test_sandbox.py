@@ -70,7 +70,7 @@ def test_without_namespaces_grading_refuses_with_the_fix(monkeypatch, tmp_path, 
     assert "--unsafe-no-sandbox" in message
 
 
-def test_a_root_graders_sandbox_runs_the_kernel_as_nobody_and_never_maps_a_uid_to_root(monkeypatch):
+def test_a_root_graders_sandbox_runs_each_kernel_as_a_uid_of_its_own_never_mapped_to_root(monkeypatch):
     monkeypatch.setattr(sandbox, "runs_as_root", lambda: True)
     args = sandbox.bwrap_args("bwrap", [], Limits(), "fast")
     assert "--unshare-user" not in args and "--uid" not in args  # a user namespace's uid 1000 would be root

@@ -61,7 +61,6 @@ SANDBOX_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": SANDBOX_HOME, "US
 # A root grader's kernels each run as a uid of their own from this range (no account uses it): nothing a kernel
 # owns by uid (processes, quotas such as RLIMIT_NPROC and inotify instances) is shared with another learner's.
 SANDBOX_UIDS = (1_000_000_000, 1_100_000_000)
-NOBODY = SANDBOX_UIDS[0]  # the first of them (kept for the tests' and readers' reference)
 
 # The first Python a root grader's sandbox runs: drop to the sandbox's own uid, check, then become the kernel.
 # Inside the sandbox it is root with its capabilities (bubblewrap gives a privileged caller's command them) for these
@@ -254,7 +253,7 @@ def bwrap_args(bwrap: str, hidden: list[Path], limits: Limits, mode: str, seccom
     return args
 
 
-def kernel_command(python: str, *args: str, uid: int = NOBODY) -> list[str]:
+def kernel_command(python: str, *args: str, uid: int = SANDBOX_UIDS[0]) -> list[str]:
     """What the sandbox runs: ``python *args``, by way of :data:`DROP_ROOT` (to ``uid``) when the grader is root."""
     if runs_as_root():
         return [python, "-I", "-S", "-c", DROP_ROOT, str(uid), *args]
@@ -410,7 +409,7 @@ def start_kernel(hidden: list[Path], limits: Limits, mode: str, *, unsafe: bool 
         uid = sandbox_uid(count) if runs_as_root() else None
         seccomp_fd = filter_fd()
         command = bwrap_args(bwrap, hidden, limits, mode, seccomp_fd) + ["--", *kernel_command(
-            python, "-m", "tutorlib.course.kernel", str(write_fd), uid=uid or NOBODY)]
+            python, "-m", "tutorlib.course.kernel", str(write_fd), uid=uid or SANDBOX_UIDS[0])]
 
         def preexec():
             if cgroup.ok:
