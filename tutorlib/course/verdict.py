@@ -164,19 +164,23 @@ def _matched_ids(nb, solution, exercise) -> list:
     teacher's source run in place of the learner's, never the other way round."""
     known = {c.get("id") for c in exercise.cells}
     ids = [c.get("id") for c in nb.cells]
-    free = [c for c in exercise.cells if c.get("id") not in set(ids)]
+    taken = set(ids)  # sets, not lists: a notebook of 20,000 added cells stays linear
+    free = [c for c in exercise.cells if c.get("id") not in taken]
     by_grade_id = {nbgrader_meta(c).get("grade_id"): c.get("id") for c in free if nbgrader_meta(c).get("grade_id")}
+    by_source = {}
+    for c in free:
+        if not nbgrader_meta(c).get("grade_id"):
+            by_source.setdefault((c.cell_type, cell_sha256(c.source)), []).append(c.get("id"))
     for i, cell in enumerate(nb.cells):
         if ids[i] in known:
             continue
         gid = nbgrader_meta(cell).get("grade_id")
-        same = by_grade_id.pop(gid, None) if gid else None
-        if same is None:
-            same = next((c.get("id") for c in free if c.get("id") not in ids and c.cell_type == cell.cell_type
-                         and not nbgrader_meta(c).get("grade_id")
-                         and cell_sha256(c.source) == cell_sha256(cell.source)), None)
-        if same is not None and same not in ids:
+        candidates = [by_grade_id.pop(gid)] if gid in by_grade_id else \
+            by_source.get((cell.cell_type, cell_sha256(str(cell.source))), [])
+        same = next((cid for cid in candidates if cid not in taken), None)
+        if same is not None:
             ids[i] = same
+            taken.add(same)
     return ids
 
 
